@@ -1,0 +1,78 @@
+//! `GET /health` for load balancers and `GET /metrics` for Prometheus.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::caller::Caller;
+use super::error::{ApiError, Problem};
+use crate::domain::Module;
+
+/// Whether the service can do its work.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the database does not answer.
+    pub status: &'static str,
+    /// The service's version.
+    #[schema(example = "0.1.0")]
+    pub version: &'static str,
+    /// `ok` or `unreachable`.
+    pub database: &'static str,
+}
+
+/// Mounts the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// Service health; needs no credentials.
+#[utoipa::path(
+    get, path = "/health", tag = "service",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    )
+)]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let reachable = state.store.is_reachable().await;
+    let body = Health {
+        status: if reachable { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        database: if reachable { "ok" } else { "unreachable" },
+    };
+    if reachable {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Counters in the Prometheus text format: requests by status and duration, messages by state.
+#[utoipa::path(
+    get, path = "/metrics", tag = "service",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the `dashboard` module", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["dashboard"]))
+)]
+pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Dashboard)?;
+    let mut out = String::with_capacity(4096);
+    state.metrics.render_requests(&mut out);
+
+    out.push_str("# HELP pregonero_messages Messages stored, by state.\n");
+    out.push_str("# TYPE pregonero_messages gauge\n");
+    for (status, count) in state.store.count_messages_by_status().await? {
+        out.push_str(&format!(
+            "pregonero_messages{{status=\"{}\"}} {count}\n",
+            status.as_str()
+        ));
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out))
+}

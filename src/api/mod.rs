@@ -1,0 +1,81 @@
+//! The HTTP API: shared state, the routes of each resource, errors, and the OpenAPI document.
+
+mod api_keys;
+mod auth;
+pub mod caller;
+pub mod error;
+mod health;
+pub mod json;
+mod logs;
+mod messages;
+pub mod openapi;
+pub mod time;
+mod users;
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono_tz::Tz;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::TokenKeys;
+use crate::domain::Region;
+use crate::eventlog::EventLog;
+use crate::metrics::Metrics;
+use crate::store::{MessageWriter, Store};
+use error::ApiError;
+
+pub use messages::MAX_BATCH;
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The group-commit writer for new messages.
+    pub writer: MessageWriter,
+    /// Session token keys.
+    pub tokens: TokenKeys,
+    /// The daily event log.
+    pub events: Arc<EventLog>,
+    /// Request counters.
+    pub metrics: Arc<Metrics>,
+    /// The time zone times are shown in.
+    pub tz: Tz,
+    /// The region phone numbers default to.
+    pub region: Region,
+    /// A hash to verify against when a username is unknown.
+    pub decoy_hash: String,
+}
+
+/// Mounts every route, Swagger UI and the error handlers for malformed input.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut doc = openapi::ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+
+    cfg.app_data(web::PayloadConfig::new(json::MAX_BODY))
+        .app_data(web::QueryConfig::default().error_handler(json::query_error))
+        .app_data(web::PathConfig::default().error_handler(json::path_error))
+        .configure(auth::configure)
+        .configure(messages::configure)
+        .configure(users::configure)
+        .configure(api_keys::configure)
+        .configure(logs::configure)
+        .configure(health::configure)
+        .route("/", web::get().to(root))
+        .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));
+}
+
+/// `GET /` sends a person to Swagger UI.
+async fn root() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", "/swagger-ui/"))
+        .finish()
+}
+
+/// The answer for paths and methods no route serves.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    tracing::debug!(path = %req.path(), method = %req.method(), "no route");
+    Err(ApiError::NotFound("route"))
+}

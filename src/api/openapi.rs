@@ -1,0 +1,69 @@
+//! The OpenAPI 3.1 document: every route, its schemas, the bearer scheme and the errors.
+//! `openapi/openapi.json` in the repository is this document, checked by a test.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{api_keys, auth, error, health, logs, messages, users};
+use crate::domain;
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Pregonero",
+        description = "SMS gateway for GSM modems. Sign in with `POST /v1/auth/login` (or make an \
+API key) and send `Authorization: Bearer <token or key>`. Each route names, as its security \
+scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admin`. Errors are \
+`application/problem+json`; for bad input, `field` names the field at fault.",
+    ),
+    paths(
+        auth::login, auth::me,
+        messages::send, messages::send_batch, messages::list, messages::get, messages::cancel,
+        users::list, users::create, users::get, users::update, users::delete,
+        api_keys::list, api_keys::create, api_keys::get, api_keys::revoke,
+        logs::list, logs::day, logs::clear,
+        health::health, health::metrics,
+    ),
+    components(schemas(
+        error::Problem, domain::Module, domain::MessageStatus, domain::Encoding, domain::Channel,
+    )),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "auth", description = "Sessions"),
+        (name = "messages", description = "Outbound SMS"),
+        (name = "users", description = "People and their modules"),
+        (name = "api-keys", description = "Credentials for machines"),
+        (name = "logs", description = "The daily event log"),
+        (name = "service", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token from `POST /v1/auth/login`, or an API key (`pgn_…`).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as pretty JSON, as committed in `openapi/openapi.json`.
+pub fn document_json() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let mut json = doc.to_pretty_json().unwrap_or_default();
+    json.push('\n');
+    json
+}

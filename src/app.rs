@@ -1,0 +1,203 @@
+//! The service as one value: opens the database, migrates it, makes sure there is an admin and a
+//! token secret, binds the listener and runs until stopped.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use serde_json::json;
+
+use crate::api::{self, AppState};
+use crate::auth::{TokenKeys, hash_password, random_hex, random_password};
+use crate::config::Config;
+use crate::domain::ModuleSet;
+use crate::eventlog::EventLog;
+use crate::metrics::Metrics;
+use crate::store::{MessageWriter, NewUser, Store};
+
+/// The settings key under which a generated token secret is kept.
+const JWT_SECRET_KEY: &str = "jwt_secret";
+
+/// A built service, bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    events: Arc<EventLog>,
+    store: Store,
+}
+
+impl Application {
+    /// Prepares everything and binds `config.listen`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the data folder, the database or the port cannot be used.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let tz = config.tz()?;
+        let region = config.region()?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data folder {}",
+                config.data_dir.display()
+            )
+        })?;
+        let events = Arc::new(EventLog::open(&config.data_dir.join("logs"), tz)?);
+
+        let store = Store::connect(&config.database_url())
+            .await
+            .context("cannot open the database")?;
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
+        ensure_admin(&store, &config, &events).await?;
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.expose().to_owned(),
+            None => {
+                store
+                    .setting_or_insert(JWT_SECRET_KEY, &random_hex(32))
+                    .await?
+            }
+        };
+        let decoy_hash =
+            tokio::task::spawn_blocking(|| hash_password(&random_password())).await??;
+
+        let state = web::Data::new(AppState {
+            writer: MessageWriter::spawn(store.clone()),
+            store: store.clone(),
+            tokens: TokenKeys::new(&secret, config.jwt_ttl_minutes)?,
+            events: events.clone(),
+            metrics: Arc::new(Metrics::default()),
+            tz,
+            region,
+            decoy_hash,
+        });
+
+        let listener = TcpListener::bind(&config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            let metrics = state.metrics.clone();
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(move |req, srv| {
+                    let started = Instant::now();
+                    let metrics = metrics.clone();
+                    let answer = srv.call(req);
+                    async move {
+                        let res = answer.await?;
+                        metrics.observe(res.status().as_u16(), started.elapsed());
+                        Ok(res)
+                    }
+                })
+                .configure(api::configure)
+                .default_service(web::to(api::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+
+        tracing::info!(
+            listen = %config.listen,
+            port,
+            database = store_kind(&config),
+            modem = %config.modem_port,
+            "pregonero listening"
+        );
+        events.record(
+            "service.started",
+            None,
+            json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "port": port,
+                "database": store_kind(&config),
+                "modem_port": config.modem_port,
+            }),
+        );
+        Ok(Application {
+            port,
+            server,
+            events,
+            store,
+        })
+    }
+
+    /// The port the service listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is asked to stop (Ctrl-C, SIGTERM), then finishes the requests
+    /// under way, lets the writer commit what it holds, and closes the database.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the server fails.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        self.store.close().await;
+        self.events.record("service.stopped", None, json!({}));
+        tracing::info!("pregonero stopped");
+        Ok(result?)
+    }
+}
+
+fn store_kind(config: &Config) -> &'static str {
+    if config.database_url().starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    }
+}
+
+/// Creates the first admin when the database has no user: with the configured username and
+/// password, or `admin` and a random password printed once on standard output.
+async fn ensure_admin(store: &Store, config: &Config, events: &EventLog) -> anyhow::Result<()> {
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let username = config
+        .admin_username
+        .clone()
+        .unwrap_or_else(|| "admin".into());
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (p.expose().to_owned(), false),
+        None => (random_password(), true),
+    };
+    let to_hash = password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&to_hash)).await??;
+
+    let created = store
+        .create_user(NewUser {
+            username: username.clone(),
+            name: "Administrator".into(),
+            password_hash,
+            enabled: true,
+            modules: ModuleSet::all(),
+        })
+        .await;
+    match created {
+        Ok(_) => {}
+        // Another node sharing the database made the first admin at the same moment.
+        Err(crate::store::StoreError::Duplicate { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+
+    if generated {
+        // Printed, never logged: this is the only place the password ever appears.
+        println!(
+            "Created the first admin. Username: {username}  Password: {password}\n\
+             Sign in and change it: PATCH /v1/users/{{id}} with a new password."
+        );
+    }
+    tracing::info!(user.username = %username, generated, "first admin created");
+    events.record(
+        "user.created",
+        None,
+        json!({ "username": username, "first_admin": true }),
+    );
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The command line of the `pregonero` binary.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use pregonero::auth::{MIN_PASSWORD_LEN, hash_password};
+use pregonero::config::Config;
+use pregonero::domain::{Module, ModuleSet};
+use pregonero::store::{NewUser, Store};
+
+/// SMS gateway for GSM modems, with a REST/JSON API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Settings file (default: ./pregonero.toml when it exists).
+    #[arg(long, short, global = true, env = "PREGONERO_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve,
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// User commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// The name used to sign in.
+        username: String,
+        /// The person's name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Modules, comma-separated: operators, reports, dashboard, admin.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "operators,reports,dashboard"
+        )]
+        modules: Vec<String>,
+    },
+}
+
+/// Runs `pregonero user add`.
+pub async fn add_user(
+    config: &Config,
+    username: String,
+    name: String,
+    modules: Vec<String>,
+) -> anyhow::Result<()> {
+    let modules: ModuleSet = modules
+        .iter()
+        .map(|m| Module::parse(m.trim()).with_context(|| format!("`{m}` is not a module")))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .collect();
+
+    eprintln!("Password for {username} (one line on standard input):");
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        bail!("the password must have at least {MIN_PASSWORD_LEN} characters");
+    }
+
+    let store = Store::connect(&config.database_url()).await?;
+    store.migrate().await?;
+    let user = store
+        .create_user(NewUser {
+            name: if name.is_empty() {
+                username.clone()
+            } else {
+                name
+            },
+            username,
+            password_hash: hash_password(&password)?,
+            enabled: true,
+            modules,
+        })
+        .await
+        .context("cannot create the user")?;
+    println!("created user {} ({})", user.username, user.id);
+    Ok(())
+}

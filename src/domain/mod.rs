@@ -1,0 +1,13 @@
+//! The words of the product as types: phone numbers, message texts and their segments, message
+//! states and the permission modules. No I/O happens here; every value is checked once, in its
+//! `parse`, so the rest of the service only ever sees valid ones.
+
+mod message;
+mod module;
+mod phone;
+mod text;
+
+pub use message::{Channel, MessageStatus};
+pub use module::{Module, ModuleSet};
+pub use phone::{PhoneError, PhoneNumber, Region};
+pub use text::{Encoding, MAX_SEGMENTS, MessageText, TextError};

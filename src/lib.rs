@@ -1,0 +1,13 @@
+//! Pregonero: an SMS gateway for GSM modems with a REST/JSON API.
+//!
+//! The binary in `main.rs` is a thin shell around [`app::Application`]; everything it runs lives
+//! here so that the API tests can start the same service in-process.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod eventlog;
+pub mod metrics;
+pub mod store;

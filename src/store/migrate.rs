@@ -1,0 +1,108 @@
+//! Schema migrations: numbered SQL files embedded in the binary, applied in order at start-up.
+//!
+//! Each migration runs in one transaction together with the row that records it, so a crash
+//! half-way leaves the schema as it was. On PostgreSQL an advisory lock keeps two gateway nodes
+//! that start together from applying the same migration twice.
+
+use sqlx::{Acquire, Executor};
+
+use super::{Backend, Store, StoreError, now_ms};
+
+/// The migrations, in order: number, file name, SQL.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_foundation.sql",
+    include_str!("../../migrations/0001_foundation.sql"),
+)];
+
+/// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.
+const PG_LOCK_KEY: i64 = 0x5052_4547_4f4e;
+
+const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    if store.backend() == Backend::Postgres {
+        conn.execute(format!("SELECT pg_advisory_lock({PG_LOCK_KEY})").as_str())
+            .await?;
+    }
+
+    let result = apply_pending(&mut conn).await;
+
+    if store.backend() == Backend::Postgres {
+        conn.execute(format!("SELECT pg_advisory_unlock({PG_LOCK_KEY})").as_str())
+            .await?;
+    }
+    result
+}
+
+async fn apply_pending(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+    conn.execute(CREATE_LEDGER).await?;
+
+    for &(version, name, sql) in MIGRATIONS {
+        let applied: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if applied.is_some() {
+            continue;
+        }
+
+        let failed = |source| StoreError::Migration {
+            version,
+            name,
+            source,
+        };
+        let mut tx = conn.begin().await.map_err(failed)?;
+        for statement in statements(sql) {
+            tx.execute(statement).await.map_err(failed)?;
+        }
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        tracing::info!(
+            migration.version = version,
+            migration.name = name,
+            "migration applied"
+        );
+    }
+    Ok(())
+}
+
+/// Splits a migration file into statements: comments dropped, one statement per `;`.
+fn statements(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split(';').map(str::trim).filter(|s| {
+        s.lines()
+            .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with("--"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comment_only_chunks_are_not_statements() {
+        let sql = "-- a comment\nCREATE TABLE a (x BIGINT);\n-- trailing comment\n";
+        let found: Vec<_> = statements(sql).collect();
+        assert_eq!(found.len(), 1);
+        assert!(found[0].ends_with("CREATE TABLE a (x BIGINT)"));
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        for (i, (version, name, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, i as i64 + 1);
+            assert!(name.starts_with(&format!("{version:04}_")));
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Storage: one pool over SQLite or PostgreSQL, the schema migrations and the repositories.
+//!
+//! Both databases are reached through sqlx's `Any` driver with SQL that both understand (`$n`
+//! placeholders, `ON CONFLICT`, `BIGINT` times in milliseconds), so every repository has one code
+//! path. SQLite runs in WAL mode with `synchronous=FULL`: a committed transaction is on disk, which
+//! is what lets the API answer 2xx only for messages that a power cut cannot take back.
+
+mod api_keys;
+mod messages;
+mod migrate;
+mod settings;
+mod users;
+mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
+pub use users::{NewUser, UserChanges, UserRecord};
+pub use writer::{InsertOutcome, MessageWriter};
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or could not be reached.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("migration {version} ({name}) failed")]
+    Migration {
+        /// The migration's number.
+        version: i64,
+        /// The migration's file name.
+        name: &'static str,
+        /// What the database said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A row would repeat a value that must be unique.
+    #[error("a row with this {field} already exists")]
+    Duplicate {
+        /// The field whose value is taken.
+        field: &'static str,
+    },
+    /// A stored value could not be read back.
+    #[error("stored value of {column} is not valid: {value}")]
+    Corrupt {
+        /// The column that holds it.
+        column: &'static str,
+        /// The value found.
+        value: String,
+    },
+    /// The group-commit writer has stopped, so nothing more can be stored.
+    #[error("the message writer has stopped")]
+    WriterGone,
+}
+
+/// Which database the pool talks to, for the few statements that differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// The database: a connection pool and the backend behind it.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://path` or `postgres://…`), creating an SQLite file
+    /// when it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the URL is not one of those schemes or the database cannot be opened.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+
+        let (backend, url) = if url.starts_with("sqlite:") {
+            (Backend::Sqlite, sqlite_url(url))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            )));
+        };
+
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers go on while the writer commits; FULL makes each
+                        // commit wait for the disk; the busy timeout lets a second writer wait
+                        // its turn instead of failing at once.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Brings the schema up to date.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the first migration the database refuses.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrate::run(self).await
+    }
+
+    /// The connection pool, for repositories.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The backend behind the pool.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn is_reachable(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Makes an SQLite URL create its file when missing (`mode=rwc`), unless it says otherwise.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit every stored time uses.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A new time-ordered identifier.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Turns a unique-constraint violation into [`StoreError::Duplicate`] naming `field`.
+fn unique_violation(err: sqlx::Error, field: &'static str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate { field },
+        _ => StoreError::Database(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_their_file() {
+        assert_eq!(
+            sqlite_url("sqlite://data/p.db"),
+            "sqlite://data/p.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite://p.db?cache=shared"),
+            "sqlite://p.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(sqlite_url("sqlite://p.db?mode=ro"), "sqlite://p.db?mode=ro");
+    }
+}

@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn accents_of_the_default_alphabet_stay_gsm7() {
-        assert_eq!(shape("¿Qué día? ¡Mañana! ñ é ü"), (Encoding::Gsm7, 1));
+        assert_eq!(shape("¿Qué tal? ¡Mañana! ñ é ü à"), (Encoding::Gsm7, 1));
     }
 
     #[test]

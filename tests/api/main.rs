@@ -1,0 +1,12 @@
+//! API tests: each starts the real service on port 0 with a fresh database (SQLite, or
+//! PostgreSQL when `PREGONERO_TEST_POSTGRES_URL` is set) and talks to it over HTTP.
+
+mod api_keys;
+mod auth;
+mod errors;
+mod health;
+mod helpers;
+mod logs;
+mod messages;
+mod openapi;
+mod users;

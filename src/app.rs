@@ -81,15 +81,22 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             let metrics = state.metrics.clone();
+            let events = state.events.clone();
             App::new()
                 .app_data(state.clone())
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
-                    let metrics = metrics.clone();
+                    let (metrics, events) = (metrics.clone(), events.clone());
+                    let route = format!("{} {}", req.method(), req.path());
                     let answer = srv.call(req);
                     async move {
                         let res = answer.await?;
-                        metrics.observe(res.status().as_u16(), started.elapsed());
+                        let status = res.status().as_u16();
+                        metrics.observe(status, started.elapsed());
+                        if status >= 500 {
+                            // The cause is in the tracing output; the event log keeps the fact.
+                            events.record("error", None, json!({"route": route, "status": status}));
+                        }
                         Ok(res)
                     }
                 })

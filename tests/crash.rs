@@ -1,0 +1,170 @@
+//! Durability: the real binary is killed with SIGKILL while messages pour in, and every message
+//! it answered 2xx for is there after a restart.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "crash-test-password";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn database_url(dir: &Path) -> String {
+    let Ok(server) = std::env::var("PREGONERO_TEST_POSTGRES_URL") else {
+        return format!("sqlite://{}", dir.join("crash.db").display());
+    };
+    use sqlx::Connection;
+    let name = format!("pregonero_crash_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (base, _) = server.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+/// The running binary; killed when dropped, so a failing assertion leaves no process behind.
+struct Service(Child);
+
+impl Service {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn start(dir: &Path, database_url: &str, port: u16) -> Service {
+    let child = Command::new(env!("CARGO_BIN_EXE_pregonero"))
+        .arg("serve")
+        .env("PREGONERO_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PREGONERO_DATA_DIR", dir)
+        .env("PREGONERO_DATABASE_URL", database_url)
+        .env("PREGONERO_ADMIN_USERNAME", "admin")
+        .env("PREGONERO_ADMIN_PASSWORD", PASSWORD)
+        .env("PREGONERO_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start pregonero");
+    Service(child)
+}
+
+async fn wait_healthy(client: &Client, base: &str) {
+    for _ in 0..200 {
+        if let Ok(res) = client.get(format!("{base}/health")).send().await
+            && res.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the service did not become healthy");
+}
+
+async fn token(client: &Client, base: &str) -> String {
+    let res = client
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn every_acknowledged_message_survives_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = database_url(dir.path()).await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new();
+
+    let mut child = start(dir.path(), &url, port);
+    wait_healthy(&client, &base).await;
+    let token = token(&client, &base).await;
+
+    // Sixteen senders keep submitting until the process dies under them.
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let senders: Vec<_> = (0..16)
+        .map(|sender| {
+            let (client, base, token, acked) = (
+                client.clone(),
+                base.clone(),
+                token.clone(),
+                acked_tx.clone(),
+            );
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let body =
+                        json!({"to": "71234567", "text": "x", "ref": format!("s{sender}-{i}")});
+                    let Ok(res) = client
+                        .post(format!("{base}/v1/messages"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
+                    if res.status() != StatusCode::CREATED {
+                        return;
+                    }
+                    let Ok(message) = res.json::<Value>().await else {
+                        return;
+                    };
+                    let _ = acked.send(message["id"].as_str().unwrap().to_owned());
+                }
+            })
+        })
+        .collect();
+    drop(acked_tx);
+
+    let mut acked = Vec::new();
+    while acked.len() < 300 {
+        acked.push(acked_rx.recv().await.expect("acknowledgements"));
+    }
+    child.kill();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    while let Ok(id) = acked_rx.try_recv() {
+        acked.push(id);
+    }
+
+    let mut child = start(dir.path(), &url, port);
+    wait_healthy(&client, &base).await;
+    let token = self::token(&client, &base).await;
+    for id in &acked {
+        let res = client
+            .get(format!("{base}/v1/messages/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "acknowledged message {id} was lost"
+        );
+    }
+    child.kill();
+}

@@ -74,6 +74,7 @@ impl Application {
             tz,
             region,
             decoy_hash,
+            callers: Default::default(),
         });
 
         let listener = TcpListener::bind(&config.listen)

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use pregonero::auth::{MIN_PASSWORD_LEN, hash_password};
+use pregonero::auth::{MIN_PASSWORD_LEN, check_username, hash_password};
 use pregonero::config::Config;
 use pregonero::domain::{Module, ModuleSet};
-use pregonero::store::{NewUser, Store};
+use pregonero::store::NewUser;
 
 /// SMS gateway for GSM modems, with a REST/JSON API.
 #[derive(Debug, Parser)]
@@ -65,6 +65,7 @@ pub async fn add_user(
     name: String,
     modules: Vec<String>,
 ) -> anyhow::Result<()> {
+    check_username(&username).map_err(|e| anyhow::anyhow!("username `{username}`: {e}"))?;
     let modules: ModuleSet = modules
         .iter()
         .map(|m| Module::parse(m.trim()).with_context(|| format!("`{m}` is not a module")))
@@ -80,8 +81,7 @@ pub async fn add_user(
         bail!("the password must have at least {MIN_PASSWORD_LEN} characters");
     }
 
-    let store = Store::connect(&config.database_url()).await?;
-    store.migrate().await?;
+    let store = crate::open_store(config).await?;
     let user = store
         .create_user(NewUser {
             name: if name.is_empty() {

@@ -214,6 +214,14 @@ impl Config {
                 reason: "must be between 1 and 1440".into(),
             });
         }
+        if let Some(username) = &self.admin_username
+            && let Err(reason) = crate::auth::check_username(username)
+        {
+            return Err(ConfigError::Invalid {
+                key: "admin_username",
+                reason: reason.into(),
+            });
+        }
         if let Some(secret) = &self.jwt_secret
             && secret.expose().len() < 32
         {
@@ -223,7 +231,7 @@ impl Config {
             });
         }
         if let Some(password) = &self.admin_password
-            && password.expose().len() < crate::auth::MIN_PASSWORD_LEN
+            && password.expose().chars().count() < crate::auth::MIN_PASSWORD_LEN
         {
             return Err(ConfigError::Invalid {
                 key: "admin_password",

@@ -67,7 +67,10 @@ impl EventLog {
     pub fn record(&self, event: &str, actor: Option<&str>, detail: Value) {
         let now = chrono::Utc::now().with_timezone(&self.tz);
         let mut entry = Map::new();
-        entry.insert("time".into(), json!(now.to_rfc3339()));
+        entry.insert(
+            "time".into(),
+            json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)),
+        );
         entry.insert("event".into(), json!(event));
         if let Some(actor) = actor {
             entry.insert("actor".into(), json!(actor));

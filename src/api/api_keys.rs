@@ -94,12 +94,12 @@ pub struct CreatedApiKey {
 /// Mounts the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/api-keys")
+        super::resource("/v1/api-keys")
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
     .service(
-        web::resource("/v1/api-keys/{id}")
+        super::resource("/v1/api-keys/{id}")
             .route(web::get().to(get))
             .route(web::delete().to(revoke)),
     );
@@ -243,6 +243,7 @@ pub async fn revoke(
         .revoke_api_key(&id)
         .await?
         .ok_or(ApiError::NotFound("API key"))?;
+    state.callers.clear();
     state.events.record(
         "api_key.revoked",
         Some(&caller.label()),

@@ -65,6 +65,9 @@ pub enum ApiError {
     /// The resource does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The route exists, but not with this method.
+    #[error("this route does not take that method")]
+    MethodNotAllowed,
     /// The request contradicts the resource's current state.
     #[error("{detail}")]
     Conflict {
@@ -103,6 +106,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => ("unauthenticated", "Authentication required"),
             ApiError::Forbidden(_) => ("forbidden", "Permission denied"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict { .. } => ("conflict", "Conflict"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::TooLarge(_) => ("too-large", "Request too large"),
@@ -134,7 +138,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Database(_) | StoreError::WriterGone => ApiError::Unavailable(err),
+            StoreError::Database(_) | StoreError::GroupFailed(_) | StoreError::WriterGone => {
+                ApiError::Unavailable(err)
+            }
             other => ApiError::Internal(other.into()),
         }
     }
@@ -154,6 +160,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

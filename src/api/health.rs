@@ -23,8 +23,8 @@ pub struct Health {
 
 /// Mounts the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/metrics", web::get().to(metrics));
+    cfg.service(super::resource("/health").route(web::get().to(health)))
+        .service(super::resource("/metrics").route(web::get().to(metrics)));
 }
 
 /// Service health; needs no credentials.

@@ -15,8 +15,10 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// The largest body any route accepts: a batch of 10,000 messages fits with room to spare.
-pub const MAX_BODY: usize = 16 * 1024 * 1024;
+/// The largest body any route accepts. A batch of 10,000 reminders of a few hundred bytes each
+/// takes a few MiB; 10,000 ten-segment UCS-2 texts written as `\u` escapes would not fit, and
+/// such a batch is better split.
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// A JSON body of type `T`.
 #[derive(Debug)]
@@ -65,6 +67,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 /// [`ApiError::Malformed`] for text that is not JSON, [`ApiError::Invalid`] for JSON of the wrong
 /// shape.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde reads a struct from a JSON array too (`["7123", "hola"]`); every body of this API
+    // is an object, so anything else is refused before it can be misread.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::invalid("body", "the body must be a JSON object"),
+                Err(e) => ApiError::Malformed {
+                    field: None,
+                    detail: format!("the body is not valid JSON: {e}"),
+                },
+            },
+        );
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(from_path_error)?;
     de.end().map_err(|e| ApiError::Malformed {
@@ -83,6 +98,9 @@ pub fn from_value<T: DeserializeOwned>(
     value: serde_json::Value,
     prefix: &str,
 ) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::invalid(prefix, "each item must be a JSON object"));
+    }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let detail = err.inner().to_string();
@@ -216,6 +234,14 @@ mod tests {
     fn an_unknown_field_is_named() {
         let err = parse::<Item>(br#"{"to":"1","sendat":"x"}"#).unwrap_err();
         assert_eq!(field_of(err).as_deref(), Some("sendat"));
+    }
+
+    #[test]
+    fn an_array_is_not_read_as_an_object() {
+        let err = parse::<Item>(br#"["71234567", 1]"#).unwrap_err();
+        assert_eq!(field_of(err).as_deref(), Some("body"));
+        let err = from_value::<Item>(serde_json::json!(["x"]), "messages[0]").unwrap_err();
+        assert_eq!(field_of(err).as_deref(), Some("messages[0]"));
     }
 
     #[test]

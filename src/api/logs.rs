@@ -44,11 +44,11 @@ pub struct Cleared {
 /// Mounts the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/logs")
+        super::resource("/v1/logs")
             .route(web::get().to(list))
             .route(web::delete().to(clear)),
     )
-    .route("/v1/logs/{day}", web::get().to(day));
+    .service(super::resource("/v1/logs/{day}").route(web::get().to(day)));
 }
 
 /// List the days that have a log.

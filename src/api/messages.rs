@@ -186,7 +186,8 @@ pub struct ListQuery {
     /// Created before this time or date (default: the first of next month).
     pub until: Option<String>,
     /// Page size, 1–500 (default 50).
-    pub limit: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
@@ -203,13 +204,13 @@ pub struct MessagePage {
 /// Mounts the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/messages")
+        super::resource("/v1/messages")
             .route(web::post().to(send))
             .route(web::get().to(list)),
     )
-    .service(web::resource("/v1/messages/batch").route(web::post().to(send_batch)))
+    .service(super::resource("/v1/messages/batch").route(web::post().to(send_batch)))
     .service(
-        web::resource("/v1/messages/{id}")
+        super::resource("/v1/messages/{id}")
             .route(web::get().to(get))
             .route(web::delete().to(cancel)),
     );
@@ -523,7 +524,10 @@ fn filter_from(query: ListQuery, state: &AppState) -> Result<MessageFilter, ApiE
         return Err(ApiError::invalid("until", "`until` must be after `from`"));
     }
 
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    let limit = match query.limit {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw.parse().unwrap_or(0),
+    };
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid(
             "limit",

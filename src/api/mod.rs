@@ -47,6 +47,8 @@ pub struct AppState {
     pub region: Region,
     /// A hash to verify against when a username is unknown.
     pub decoy_hash: String,
+    /// Callers recently authenticated.
+    pub callers: caller::CallerCache,
 }
 
 /// Mounts every route, Swagger UI and the error handlers for malformed input.
@@ -74,7 +76,16 @@ async fn root() -> HttpResponse {
         .finish()
 }
 
-/// The answer for paths and methods no route serves.
+/// A resource whose unsupported methods answer 405 as problem+json.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// The answer for paths no route serves.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     tracing::debug!(path = %req.path(), method = %req.method(), "no route");
     Err(ApiError::NotFound("route"))

@@ -94,12 +94,12 @@ pub struct UpdateUser {
 /// Mounts the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/users")
+        super::resource("/v1/users")
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
     .service(
-        web::resource("/v1/users/{id}")
+        super::resource("/v1/users/{id}")
             .route(web::get().to(get))
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
@@ -107,18 +107,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn check_username(username: &str) -> Result<(), ApiError> {
-    let ok = (3..=64).contains(&username.len())
-        && username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "username",
-            "use 3 to 64 letters, digits, `.`, `_`, `-` or `@`",
-        ))
-    }
+    crate::auth::check_username(username).map_err(|e| ApiError::invalid("username", e))
 }
 
 fn check_name(name: &str) -> Result<String, ApiError> {
@@ -301,6 +290,7 @@ pub async fn update(
         )
         .await?
         .ok_or(ApiError::NotFound("user"))?;
+    state.callers.clear();
     state.events.record(
         "user.updated",
         Some(&caller.label()),
@@ -351,6 +341,7 @@ pub async fn delete(
     if !state.store.delete_user(&id).await? {
         return Err(ApiError::NotFound("user"));
     }
+    state.callers.clear();
     state.events.record(
         "user.deleted",
         Some(&caller.label()),

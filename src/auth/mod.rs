@@ -14,8 +14,25 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The shortest password accepted.
+/// The shortest password accepted, in characters.
 pub const MIN_PASSWORD_LEN: usize = 10;
+
+/// Checks that a username has 3 to 64 letters, digits, `.`, `_`, `-` or `@`.
+///
+/// # Errors
+///
+/// Says what a username must look like.
+pub fn check_username(username: &str) -> Result<(), &'static str> {
+    let ok = (3..=64).contains(&username.len())
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err("use 3 to 64 letters, digits, `.`, `_`, `-` or `@`")
+    }
+}
 
 /// Every API key secret starts with this, so a leaked one is easy to recognise and to scan for.
 pub const API_KEY_PREFIX: &str = "pgn_";

@@ -54,6 +54,10 @@ pub enum StoreError {
         /// The value found.
         value: String,
     },
+    /// The group of messages this one was written with could not be committed; nothing of the
+    /// group was stored.
+    #[error("the messages could not be stored: {0}")]
+    GroupFailed(String),
     /// The group-commit writer has stopped, so nothing more can be stored.
     #[error("the message writer has stopped")]
     WriterGone,

@@ -6,7 +6,10 @@
 //! stay few. A request is answered only after its group has committed, so a 2xx always means the
 //! message is on disk.
 
-use sqlx::{Any, Transaction};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+
+use sqlx::{Any, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{COLUMNS, from_row};
@@ -19,10 +22,14 @@ const MAX_GROUP: usize = 20_000;
 /// Requests that may wait for the writer before submitters are held back.
 const QUEUE_DEPTH: usize = 4_096;
 
-const INSERT: &str = "INSERT INTO messages (id, client_ref, to_number, body, status, encoding, \
-    segments, load_id, channel, created_by, send_at, created_at, scheduled_for, updated_at, \
-    attempts) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $11, 0) \
-    ON CONFLICT (client_ref) DO NOTHING";
+/// Rows a single statement inserts: 12 bound values each stays well under the parameter limits
+/// of SQLite (32,766) and PostgreSQL (65,535).
+const ROWS_PER_STATEMENT: usize = 1_000;
+const BINDS_PER_ROW: usize = 12;
+
+const INSERT_HEAD: &str = "INSERT INTO messages (id, client_ref, to_number, body, status, \
+    encoding, segments, load_id, channel, created_by, send_at, created_at, scheduled_for, \
+    updated_at, attempts) VALUES ";
 
 /// What became of one submitted message.
 #[derive(Clone, Debug)]
@@ -113,25 +120,55 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
 
 async fn write_group(store: &Store, jobs: &[Job]) -> Result<Vec<Vec<InsertOutcome>>, StoreError> {
     let now = now_ms();
+    let records: Vec<MessageRecord> = jobs
+        .iter()
+        .flat_map(|job| &job.messages)
+        .map(|message| new_record(message, now))
+        .collect();
+
     let mut tx = store.pool().begin().await?;
+    let mut created = HashSet::with_capacity(records.len());
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        created.extend(insert_chunk(&mut tx, chunk).await?);
+    }
+
+    // A row that was not inserted has a reference already stored, earlier or in this group.
+    let mut taken: Vec<&str> = records
+        .iter()
+        .filter(|r| !created.contains(&r.id))
+        .map(|r| r.client_ref.as_str())
+        .collect();
+    taken.sort_unstable();
+    taken.dedup();
+    let stored = stored_by_ref(&mut tx, &taken).await?;
+    tx.commit().await?;
+
+    let mut records = records.into_iter();
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let mut job_outcomes = Vec::with_capacity(job.messages.len());
-        for message in &job.messages {
-            job_outcomes.push(insert_one(&mut tx, message, now).await?);
+        for (message, record) in job.messages.iter().zip(records.by_ref()) {
+            job_outcomes.push(if created.contains(&record.id) {
+                InsertOutcome::Created(record)
+            } else {
+                let existing = stored
+                    .get(&record.client_ref)
+                    .cloned()
+                    .ok_or_else(|| StoreError::GroupFailed("a conflicting row vanished".into()))?;
+                if message.same_content_as(&existing) {
+                    InsertOutcome::Existing(existing)
+                } else {
+                    InsertOutcome::Conflict(existing)
+                }
+            });
         }
         outcomes.push(job_outcomes);
     }
-    tx.commit().await?;
     Ok(outcomes)
 }
 
-async fn insert_one(
-    tx: &mut Transaction<'_, Any>,
-    message: &NewMessage,
-    now: i64,
-) -> Result<InsertOutcome, StoreError> {
-    let record = MessageRecord {
+fn new_record(message: &NewMessage, now: i64) -> MessageRecord {
+    MessageRecord {
         id: new_id(),
         client_ref: message.client_ref.clone(),
         to: message.to.clone(),
@@ -150,36 +187,84 @@ async fn insert_one(
         delivered_at: None,
         error: None,
         attempts: 0,
-    };
-    let done = sqlx::query(INSERT)
-        .bind(&record.id)
-        .bind(&record.client_ref)
-        .bind(&record.to)
-        .bind(&record.text)
-        .bind(record.encoding.as_str())
-        .bind(record.segments)
-        .bind(&record.load_id)
-        .bind(record.channel.as_str())
-        .bind(&record.created_by)
-        .bind(record.send_at)
-        .bind(record.created_at)
-        .bind(record.scheduled_for)
-        .execute(&mut **tx)
-        .await?;
-    if done.rows_affected() == 1 {
-        return Ok(InsertOutcome::Created(record));
     }
+}
 
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM messages WHERE client_ref = $1"
-    ))
-    .bind(&message.client_ref)
-    .fetch_one(&mut **tx)
-    .await?;
-    let stored = from_row(&row)?;
-    Ok(if message.same_content_as(&stored) {
-        InsertOutcome::Existing(stored)
-    } else {
-        InsertOutcome::Conflict(stored)
-    })
+/// One multi-row insert for a chunk of records; returns the ids of the rows it inserted.
+async fn insert_chunk(
+    tx: &mut Transaction<'_, Any>,
+    chunk: &[MessageRecord],
+) -> Result<Vec<String>, StoreError> {
+    let mut sql = String::with_capacity(INSERT_HEAD.len() + chunk.len() * 96);
+    sql.push_str(INSERT_HEAD);
+    for i in 0..chunk.len() {
+        let b = i * BINDS_PER_ROW;
+        if i > 0 {
+            sql.push(',');
+        }
+        // Columns as in INSERT_HEAD; created_at doubles as updated_at.
+        let _ = write!(
+            sql,
+            "(${},${},${},${},'pending',${},${},${},${},${},${},${},${},${},0)",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9,
+            b + 10,
+            b + 11,
+            b + 12,
+            b + 11
+        );
+    }
+    sql.push_str(" ON CONFLICT (client_ref) DO NOTHING RETURNING id");
+
+    let mut query = sqlx::query(&sql);
+    for r in chunk {
+        query = query
+            .bind(&r.id)
+            .bind(&r.client_ref)
+            .bind(&r.to)
+            .bind(&r.text)
+            .bind(r.encoding.as_str())
+            .bind(r.segments)
+            .bind(&r.load_id)
+            .bind(r.channel.as_str())
+            .bind(&r.created_by)
+            .bind(r.send_at)
+            .bind(r.created_at)
+            .bind(r.scheduled_for);
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?)
+}
+
+async fn stored_by_ref(
+    tx: &mut Transaction<'_, Any>,
+    refs: &[&str],
+) -> Result<HashMap<String, MessageRecord>, StoreError> {
+    let mut stored = HashMap::with_capacity(refs.len());
+    for chunk in refs.chunks(ROWS_PER_STATEMENT) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE client_ref IN ({})",
+            placeholders.join(",")
+        );
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query.bind(*r);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let record = from_row(&row)?;
+            stored.insert(record.client_ref.clone(), record);
+        }
+    }
+    Ok(stored)
 }

@@ -68,6 +68,7 @@ async fn each_bad_field_is_named() {
             "ref",
         ),
         (json!({"to": "71234567", "text": "hola", "ref": 5}), "ref"),
+        (json!(["71234567", "hola", null, "r1"]), "body"),
     ];
     for (body, field) in cases {
         let res = app

@@ -81,3 +81,10 @@ async fn swagger_ui_is_served_from_the_binary() {
     let doc: Value = res.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
 }
+
+#[tokio::test]
+async fn a_wrong_method_answers_problem_json() {
+    let app = spawn_app().await;
+    let res = app.patch("/v1/messages", &app.admin_token, json!({})).await;
+    assert_problem(res, StatusCode::METHOD_NOT_ALLOWED, None).await;
+}

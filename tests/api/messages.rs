@@ -333,7 +333,9 @@ async fn bad_filters_are_named() {
         assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some(field)).await;
     }
     let res = app.get("/v1/messages?limit=many", &app.admin_token).await;
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("limit")).await;
+    let res = app.get("/v1/messages?stauts=sent", &app.admin_token).await;
+    assert_problem(res, StatusCode::BAD_REQUEST, Some("stauts")).await;
 }
 
 #[tokio::test]

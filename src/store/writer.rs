@@ -13,7 +13,7 @@ use sqlx::{Any, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{COLUMNS, from_row};
-use super::{MessageRecord, NewMessage, Store, StoreError, new_id, now_ms};
+use super::{Backend, MessageRecord, NewMessage, Store, StoreError, new_id, now_ms};
 use crate::domain::MessageStatus;
 
 /// The most messages written in one transaction; more waiting ones go in the next.
@@ -22,10 +22,10 @@ const MAX_GROUP: usize = 20_000;
 /// Requests that may wait for the writer before submitters are held back.
 const QUEUE_DEPTH: usize = 4_096;
 
-/// Rows a single statement inserts: 12 bound values each stays well under the parameter limits
+/// Rows a single statement inserts: 13 bound values each stays well under the parameter limits
 /// of SQLite (32,766) and PostgreSQL (65,535).
 const ROWS_PER_STATEMENT: usize = 1_000;
-const BINDS_PER_ROW: usize = 12;
+const BINDS_PER_ROW: usize = 13;
 
 const INSERT_HEAD: &str = "INSERT INTO messages (id, client_ref, to_number, body, status, \
     encoding, segments, load_id, channel, created_by, send_at, created_at, scheduled_for, \
@@ -129,7 +129,7 @@ async fn write_group(store: &Store, jobs: &[Job]) -> Result<Vec<Vec<InsertOutcom
     let mut tx = store.pool().begin().await?;
     let mut created = HashSet::with_capacity(records.len());
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        created.extend(insert_chunk(&mut tx, chunk).await?);
+        created.extend(insert_chunk(&mut tx, store.backend(), chunk).await?);
     }
 
     // A row that was not inserted has a reference already stored, earlier or in this group.
@@ -140,7 +140,7 @@ async fn write_group(store: &Store, jobs: &[Job]) -> Result<Vec<Vec<InsertOutcom
         .collect();
     taken.sort_unstable();
     taken.dedup();
-    let stored = stored_by_ref(&mut tx, &taken).await?;
+    let stored = stored_by_ref(&mut tx, store.backend(), &taken).await?;
     tx.commit().await?;
 
     let mut records = records.into_iter();
@@ -193,33 +193,26 @@ fn new_record(message: &NewMessage, now: i64) -> MessageRecord {
 /// One multi-row insert for a chunk of records; returns the ids of the rows it inserted.
 async fn insert_chunk(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     chunk: &[MessageRecord],
 ) -> Result<Vec<String>, StoreError> {
     let mut sql = String::with_capacity(INSERT_HEAD.len() + chunk.len() * 96);
     sql.push_str(INSERT_HEAD);
+    let mut n = 0;
     for i in 0..chunk.len() {
-        let b = i * BINDS_PER_ROW;
-        if i > 0 {
-            sql.push(',');
+        sql.push_str(if i == 0 { "(" } else { ",(" });
+        for column in 0..BINDS_PER_ROW {
+            if column > 0 {
+                sql.push(',');
+            }
+            // status and attempts are constants, written between the bound values.
+            if column == 4 {
+                sql.push_str("'pending',");
+            }
+            n += 1;
+            push_placeholder(&mut sql, backend, n);
         }
-        // Columns as in INSERT_HEAD; created_at doubles as updated_at.
-        let _ = write!(
-            sql,
-            "(${},${},${},${},'pending',${},${},${},${},${},${},${},${},${},0)",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8,
-            b + 9,
-            b + 10,
-            b + 11,
-            b + 12,
-            b + 11
-        );
+        sql.push_str(",0)");
     }
     sql.push_str(" ON CONFLICT (client_ref) DO NOTHING RETURNING id");
 
@@ -237,7 +230,8 @@ async fn insert_chunk(
             .bind(&r.created_by)
             .bind(r.send_at)
             .bind(r.created_at)
-            .bind(r.scheduled_for);
+            .bind(r.scheduled_for)
+            .bind(r.updated_at);
     }
     let rows = query.fetch_all(&mut **tx).await?;
     Ok(rows
@@ -246,17 +240,32 @@ async fn insert_chunk(
         .collect::<Result<_, _>>()?)
 }
 
+/// Appends the `n`th placeholder. SQLite gets plain `?`: looking up a numbered one by name is a
+/// linear scan inside SQLite, which makes binding thousands of them quadratic.
+fn push_placeholder(sql: &mut String, backend: Backend, n: usize) {
+    match backend {
+        Backend::Sqlite => sql.push('?'),
+        Backend::Postgres => {
+            let _ = write!(sql, "${n}");
+        }
+    }
+}
+
 async fn stored_by_ref(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     refs: &[&str],
 ) -> Result<HashMap<String, MessageRecord>, StoreError> {
     let mut stored = HashMap::with_capacity(refs.len());
     for chunk in refs.chunks(ROWS_PER_STATEMENT) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM messages WHERE client_ref IN ({})",
-            placeholders.join(",")
-        );
+        let mut sql = format!("SELECT {COLUMNS} FROM messages WHERE client_ref IN (");
+        for n in 1..=chunk.len() {
+            if n > 1 {
+                sql.push(',');
+            }
+            push_placeholder(&mut sql, backend, n);
+        }
+        sql.push(')');
         let mut query = sqlx::query(&sql);
         for r in chunk {
             query = query.bind(*r);

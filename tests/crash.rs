@@ -131,7 +131,7 @@ async fn every_acknowledged_message_survives_a_kill() {
                     let Ok(message) = res.json::<Value>().await else {
                         return;
                     };
-                    let _ = acked.send(message["id"].as_str().unwrap().to_owned());
+                    let _ = acked.send(message["id"].as_i64().unwrap());
                 }
             })
         })

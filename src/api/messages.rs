@@ -55,8 +55,8 @@ pub struct SendMessage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
     /// Identifier.
-    #[schema(example = "01938a4e-7c1a-7b3e-9f1d-2b6c0e9a4f10")]
-    pub id: String,
+    #[schema(example = 48213)]
+    pub id: i64,
     /// The client's reference, or one the server made (32 hex digits).
     #[serde(rename = "ref")]
     pub client_ref: String,
@@ -147,7 +147,7 @@ pub struct BatchItem {
     pub status: ItemStatus,
     /// The message's id, unless rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<i64>,
     /// The message's reference, unless rejected.
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     pub client_ref: Option<String>,
@@ -288,6 +288,11 @@ fn check(
         created_by: caller.label(),
         send_at,
     })
+}
+
+/// A message id from the path; anything but a number names no message.
+fn message_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound("message"))
 }
 
 fn conflict_detail(stored: &MessageRecord) -> String {
@@ -538,7 +543,7 @@ fn filter_from(query: ListQuery, state: &AppState) -> Result<MessageFilter, ApiE
         .cursor
         .map(|c| {
             c.split_once('.')
-                .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.to_owned())))
+                .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.parse::<i64>().ok()?)))
                 .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this service made"))
         })
         .transpose()?;
@@ -557,7 +562,7 @@ fn filter_from(query: ListQuery, state: &AppState) -> Result<MessageFilter, ApiE
 /// Read one message.
 #[utoipa::path(
     get, path = "/v1/messages/{id}", tag = "messages",
-    params(("id" = String, Path, description = "The message's id")),
+    params(("id" = i64, Path, description = "The message's id")),
     responses(
         (status = 200, description = "The message", body = MessageView),
         (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
@@ -574,7 +579,7 @@ pub async fn get(
     caller.require(Module::Reports)?;
     let message = state
         .store
-        .message(&id)
+        .message(message_id(&id)?)
         .await?
         .ok_or(ApiError::NotFound("message"))?;
     Ok(HttpResponse::Ok().json(MessageView::new(message, state.tz)))
@@ -583,7 +588,7 @@ pub async fn get(
 /// Cancel a message that has not been handed to a modem.
 #[utoipa::path(
     delete, path = "/v1/messages/{id}", tag = "messages",
-    params(("id" = String, Path, description = "The message's id")),
+    params(("id" = i64, Path, description = "The message's id")),
     responses(
         (status = 200, description = "Cancelled (or it already was)", body = MessageView),
         (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
@@ -600,7 +605,7 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Module::Operators)?;
-    match state.store.cancel_message(&id).await? {
+    match state.store.cancel_message(message_id(&id)?).await? {
         Cancel::Cancelled(m) => Ok(HttpResponse::Ok().json(MessageView::new(m, state.tz))),
         Cancel::TooLate(m) => Err(ApiError::Conflict {
             field: None,

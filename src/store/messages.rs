@@ -10,8 +10,8 @@ use crate::domain::{Channel, Encoding, MessageStatus};
 /// A stored message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageRecord {
-    /// Identifier (UUIDv7, so it sorts by creation time).
-    pub id: String,
+    /// Identifier, growing with each stored message.
+    pub id: i64,
     /// The client's reference, unique.
     pub client_ref: String,
     /// Recipient in E.164.
@@ -93,7 +93,7 @@ pub struct MessageFilter {
     /// Created before.
     pub until: i64,
     /// Continue after this `(created_at, id)`.
-    pub after: Option<(i64, String)>,
+    pub after: Option<(i64, i64)>,
     /// At most this many.
     pub limit: i64,
 }
@@ -160,7 +160,7 @@ impl Store {
     /// # Errors
     ///
     /// Fails when the database does.
-    pub async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+    pub async fn message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM messages WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
@@ -203,7 +203,7 @@ impl Store {
                 b = n + 2
             ));
             binds.push(Bind::Int(*created_at));
-            binds.push(Bind::Text(id.clone()));
+            binds.push(Bind::Int(*id));
         }
 
         let sql = format!(
@@ -228,7 +228,7 @@ impl Store {
     ///
     /// Fails when the database does.
     #[tracing::instrument(skip(self), fields(message.id = %id))]
-    pub async fn cancel_message(&self, id: &str) -> Result<Cancel, StoreError> {
+    pub async fn cancel_message(&self, id: i64) -> Result<Cancel, StoreError> {
         // One conditional update decides: a modem claiming the message at the same moment
         // either sees it cancelled or makes this update match nothing.
         sqlx::query(

@@ -1,4 +1,5 @@
-//! Schema migrations: numbered SQL files embedded in the binary, applied in order at start-up.
+//! Schema migrations: numbered SQL files, one per backend, embedded in the binary and applied in
+//! order at start-up.
 //!
 //! Each migration runs in one transaction together with the row that records it, so a crash
 //! half-way leaves the schema as it was. On PostgreSQL an advisory lock keeps two gateway nodes
@@ -8,12 +9,21 @@ use sqlx::{Acquire, Executor};
 
 use super::{Backend, Store, StoreError, now_ms};
 
-/// The migrations, in order: number, file name, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_foundation.sql",
-    include_str!("../../migrations/0001_foundation.sql"),
-)];
+/// A schema change, written once for each backend.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// The migrations, in order.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_foundation.sql",
+    sqlite: include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
+}];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.
 const PG_LOCK_KEY: i64 = 0x5052_4547_4f4e;
@@ -28,7 +38,7 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
             .await?;
     }
 
-    let result = apply_pending(&mut conn).await;
+    let result = apply_pending(&mut conn, store.backend()).await;
 
     if store.backend() == Backend::Postgres {
         conn.execute(format!("SELECT pg_advisory_unlock({PG_LOCK_KEY})").as_str())
@@ -37,10 +47,15 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
     result
 }
 
-async fn apply_pending(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+async fn apply_pending(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), StoreError> {
     conn.execute(CREATE_LEDGER).await?;
 
-    for &(version, name, sql) in MIGRATIONS {
+    for migration in MIGRATIONS {
+        let (version, name) = (migration.version, migration.name);
+        let sql = match backend {
+            Backend::Sqlite => migration.sqlite,
+            Backend::Postgres => migration.postgres,
+        };
         let applied: Option<(i64,)> =
             sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(version)
@@ -100,9 +115,9 @@ mod tests {
 
     #[test]
     fn migrations_are_numbered_in_order() {
-        for (i, (version, name, _)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(*version, i as i64 + 1);
-            assert!(name.starts_with(&format!("{version:04}_")));
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1);
+            assert!(m.name.starts_with(&format!("{:04}_", m.version)));
         }
     }
 }

@@ -115,6 +115,9 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // 8 MiB of page cache a connection (the default is 2): the indexes of a
+                        // table of millions of messages stay in memory while they are written.
+                        conn.execute("PRAGMA cache_size = -8192").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
                     Ok(())

@@ -6,14 +6,14 @@
 //! stay few. A request is answered only after its group has committed, so a 2xx always means the
 //! message is on disk.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{COLUMNS, from_row};
-use super::{Backend, MessageRecord, NewMessage, Store, StoreError, new_id, now_ms};
+use super::{Backend, MessageRecord, NewMessage, Store, StoreError, now_ms};
 use crate::domain::MessageStatus;
 
 /// The most messages written in one transaction; more waiting ones go in the next.
@@ -22,12 +22,12 @@ const MAX_GROUP: usize = 20_000;
 /// Requests that may wait for the writer before submitters are held back.
 const QUEUE_DEPTH: usize = 4_096;
 
-/// Rows a single statement inserts: 13 bound values each stays well under the parameter limits
+/// Rows a single statement inserts: 12 bound values each stays well under the parameter limits
 /// of SQLite (32,766) and PostgreSQL (65,535).
 const ROWS_PER_STATEMENT: usize = 1_000;
-const BINDS_PER_ROW: usize = 13;
+const BINDS_PER_ROW: usize = 12;
 
-const INSERT_HEAD: &str = "INSERT INTO messages (id, client_ref, to_number, body, status, \
+const INSERT_HEAD: &str = "INSERT INTO messages (client_ref, to_number, body, status, \
     encoding, segments, load_id, channel, created_by, send_at, created_at, scheduled_for, \
     updated_at, attempts) VALUES ";
 
@@ -127,28 +127,38 @@ async fn write_group(store: &Store, jobs: &[Job]) -> Result<Vec<Vec<InsertOutcom
         .collect();
 
     let mut tx = store.pool().begin().await?;
-    let mut created = HashSet::with_capacity(records.len());
+    let mut new_ids: HashMap<String, i64> = HashMap::with_capacity(records.len());
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        created.extend(insert_chunk(&mut tx, store.backend(), chunk).await?);
+        new_ids.extend(insert_chunk(&mut tx, store.backend(), chunk).await?);
     }
 
-    // A row that was not inserted has a reference already stored, earlier or in this group.
+    // Each inserted reference is the first record that carries it (rows go in in order, and a
+    // repeat within the group conflicts with the first); every other record met a stored one.
+    let mut records = records;
+    let mut created = vec![false; records.len()];
+    for (record, created) in records.iter_mut().zip(created.iter_mut()) {
+        if let Some(id) = new_ids.remove(&record.client_ref) {
+            record.id = id;
+            *created = true;
+        }
+    }
     let mut taken: Vec<&str> = records
         .iter()
-        .filter(|r| !created.contains(&r.id))
-        .map(|r| r.client_ref.as_str())
+        .zip(&created)
+        .filter(|(_, created)| !**created)
+        .map(|(r, _)| r.client_ref.as_str())
         .collect();
     taken.sort_unstable();
     taken.dedup();
     let stored = stored_by_ref(&mut tx, store.backend(), &taken).await?;
     tx.commit().await?;
 
-    let mut records = records.into_iter();
+    let mut records = records.into_iter().zip(created);
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let mut job_outcomes = Vec::with_capacity(job.messages.len());
-        for (message, record) in job.messages.iter().zip(records.by_ref()) {
-            job_outcomes.push(if created.contains(&record.id) {
+        for (message, (record, created)) in job.messages.iter().zip(records.by_ref()) {
+            job_outcomes.push(if created {
                 InsertOutcome::Created(record)
             } else {
                 let existing = stored
@@ -169,7 +179,8 @@ async fn write_group(store: &Store, jobs: &[Job]) -> Result<Vec<Vec<InsertOutcom
 
 fn new_record(message: &NewMessage, now: i64) -> MessageRecord {
     MessageRecord {
-        id: new_id(),
+        // Assigned by the database on insert.
+        id: 0,
         client_ref: message.client_ref.clone(),
         to: message.to.clone(),
         text: message.text.clone(),
@@ -190,12 +201,13 @@ fn new_record(message: &NewMessage, now: i64) -> MessageRecord {
     }
 }
 
-/// One multi-row insert for a chunk of records; returns the ids of the rows it inserted.
+/// One multi-row insert for a chunk of records; returns the reference and the new id of each row
+/// it inserted.
 async fn insert_chunk(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     chunk: &[MessageRecord],
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<(String, i64)>, StoreError> {
     let mut sql = String::with_capacity(INSERT_HEAD.len() + chunk.len() * 96);
     sql.push_str(INSERT_HEAD);
     let mut n = 0;
@@ -206,7 +218,7 @@ async fn insert_chunk(
                 sql.push(',');
             }
             // status and attempts are constants, written between the bound values.
-            if column == 4 {
+            if column == 3 {
                 sql.push_str("'pending',");
             }
             n += 1;
@@ -214,12 +226,11 @@ async fn insert_chunk(
         }
         sql.push_str(",0)");
     }
-    sql.push_str(" ON CONFLICT (client_ref) DO NOTHING RETURNING id");
+    sql.push_str(" ON CONFLICT (client_ref) DO NOTHING RETURNING id, client_ref");
 
     let mut query = sqlx::query(&sql);
     for r in chunk {
         query = query
-            .bind(&r.id)
             .bind(&r.client_ref)
             .bind(&r.to)
             .bind(&r.text)
@@ -236,8 +247,8 @@ async fn insert_chunk(
     let rows = query.fetch_all(&mut **tx).await?;
     Ok(rows
         .iter()
-        .map(|row| row.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()?)
+        .map(|row| Ok((row.try_get("client_ref")?, row.try_get("id")?)))
+        .collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Appends the `n`th placeholder. SQLite gets plain `?`: looking up a numbered one by name is a

@@ -18,7 +18,7 @@ async fn a_message_is_stored_normalised_with_its_encoding_and_segments() {
     let m: Value = res.json().await.unwrap();
     assert_eq!(
         location,
-        format!("/v1/messages/{}", m["id"].as_str().unwrap())
+        format!("/v1/messages/{}", m["id"].as_i64().unwrap())
     );
     assert_eq!(m["to"], "+59171234567");
     assert_eq!(m["status"], "pending");
@@ -77,7 +77,7 @@ async fn a_repeated_ref_returns_the_stored_message_or_a_conflict() {
         problem["detail"]
             .as_str()
             .unwrap()
-            .contains(first["id"].as_str().unwrap())
+            .contains(&first["id"].as_i64().unwrap().to_string())
     );
 
     let page: Value = app
@@ -116,7 +116,7 @@ async fn concurrent_retries_of_one_ref_store_it_once() {
             StatusCode::CREATED => created += 1,
             other => assert_eq!(other, StatusCode::OK),
         }
-        ids.insert(message["id"].as_str().unwrap().to_owned());
+        ids.insert(message["id"].as_i64().unwrap());
     }
     assert_eq!(created, 1);
     assert_eq!(ids.len(), 1);
@@ -265,7 +265,7 @@ async fn listing_filters_and_pages_with_a_cursor() {
                 StatusCode::CREATED,
             )
             .await;
-        ids.push(m["id"].as_str().unwrap().to_owned());
+        ids.push(m["id"].as_i64().unwrap());
     }
     let cancelled = &ids[4];
     app.delete(&format!("/v1/messages/{cancelled}"), &app.admin_token)
@@ -277,14 +277,14 @@ async fn listing_filters_and_pages_with_a_cursor() {
     loop {
         let page: Value = app.get(&path, &app.admin_token).await.json().await.unwrap();
         for item in page["items"].as_array().unwrap() {
-            seen.push(item["id"].as_str().unwrap().to_owned());
+            seen.push(item["id"].as_i64().unwrap());
         }
         match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/v1/messages?limit=2&cursor={cursor}"),
             None => break,
         }
     }
-    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    let newest_first: Vec<i64> = ids.iter().rev().cloned().collect();
     assert_eq!(seen, newest_first);
 
     let page: Value = app
@@ -302,7 +302,7 @@ async fn listing_filters_and_pages_with_a_cursor() {
         .await
         .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    assert_eq!(page["items"][0]["id"], cancelled.as_str());
+    assert_eq!(page["items"][0]["id"], *cancelled);
 
     let page: Value = app
         .get(
@@ -344,7 +344,7 @@ async fn cancelling_works_before_the_modem_and_is_idempotent() {
     let m = app
         .send(json!({"to": "71234567", "text": "x"}), StatusCode::CREATED)
         .await;
-    let path = format!("/v1/messages/{}", m["id"].as_str().unwrap());
+    let path = format!("/v1/messages/{}", m["id"].as_i64().unwrap());
 
     for _ in 0..2 {
         let res = app.delete(&path, &app.admin_token).await;

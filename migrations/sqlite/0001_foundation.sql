@@ -1,6 +1,10 @@
--- The foundation: settings, users, API keys and messages.
--- Written in the SQL that SQLite and PostgreSQL share: times are milliseconds since the Unix
--- epoch (UTC) in BIGINT, flags are 0/1 in BIGINT, identifiers are UUIDv7 text.
+-- The foundation: settings, users, API keys and messages (SQLite).
+-- Kept in step with ../postgres/0001_foundation.sql: times are milliseconds since the Unix epoch
+-- (UTC) in BIGINT, flags are 0/1 in BIGINT, users and keys have UUIDv7 text ids.
+--
+-- Messages are keyed by the table's own integer rowid: one b-tree less than a separate primary
+-- key, and 8-byte references in every secondary index. Messages are never deleted (cancelling
+-- is an update), so SQLite never hands out a used id again.
 
 CREATE TABLE settings (
     key TEXT PRIMARY KEY,
@@ -32,7 +36,7 @@ CREATE TABLE api_keys (
 );
 
 CREATE TABLE messages (
-    id TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
     client_ref TEXT NOT NULL UNIQUE,
     to_number TEXT NOT NULL,
     body TEXT NOT NULL,
@@ -55,5 +59,4 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_created ON messages (created_at, id);
 CREATE INDEX messages_by_status ON messages (status, created_at, id);
 CREATE INDEX messages_by_number ON messages (to_number, created_at, id);
-CREATE INDEX messages_by_load ON messages (load_id, created_at, id);
-CREATE INDEX messages_due ON messages (status, scheduled_for);
+CREATE INDEX messages_by_load ON messages (load_id, created_at, id) WHERE load_id IS NOT NULL;

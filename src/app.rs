@@ -53,6 +53,7 @@ impl Application {
             .migrate()
             .await
             .context("cannot migrate the database")?;
+        store.spawn_checkpointer();
         ensure_admin(&store, &config, &events).await?;
         let secret = match &config.jwt_secret {
             Some(secret) => secret.expose().to_owned(),

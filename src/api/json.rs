@@ -12,6 +12,7 @@ use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use super::error::ApiError;
 
@@ -89,21 +90,20 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Reads `T` from an already parsed JSON value, naming fields under `prefix`.
+/// Reads `T` from one item of a list left as raw JSON, naming fields under `prefix`. Keeping
+/// items raw until here lets each be checked on its own without building a tree of values.
 ///
 /// # Errors
 ///
-/// [`ApiError::Invalid`] for a value of the wrong shape.
-pub fn from_value<T: DeserializeOwned>(
-    value: serde_json::Value,
-    prefix: &str,
-) -> Result<T, ApiError> {
-    if !value.is_object() {
+/// [`ApiError::Invalid`] for an item of the wrong shape.
+pub fn from_raw<T: DeserializeOwned>(raw: &RawValue, prefix: &str) -> Result<T, ApiError> {
+    if !raw.get().starts_with('{') {
         return Err(ApiError::invalid(prefix, "each item must be a JSON object"));
     }
-    serde_path_to_error::deserialize(value).map_err(|err| {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
-        let detail = err.inner().to_string();
+        let detail = strip_position(&err.into_inner().to_string());
         let field = field_name(prefix, &path, &detail);
         ApiError::Invalid { field, detail }
     })
@@ -240,14 +240,15 @@ mod tests {
     fn an_array_is_not_read_as_an_object() {
         let err = parse::<Item>(br#"["71234567", 1]"#).unwrap_err();
         assert_eq!(field_of(err).as_deref(), Some("body"));
-        let err = from_value::<Item>(serde_json::json!(["x"]), "messages[0]").unwrap_err();
+        let raw = RawValue::from_string(r#"["x"]"#.into()).unwrap();
+        let err = from_raw::<Item>(&raw, "messages[0]").unwrap_err();
         assert_eq!(field_of(err).as_deref(), Some("messages[0]"));
     }
 
     #[test]
     fn values_inside_a_batch_carry_the_prefix() {
-        let value = serde_json::json!({"to": 7});
-        let err = from_value::<Item>(value, "messages[4]").unwrap_err();
+        let raw = RawValue::from_string(r#"{"to": 7}"#.into()).unwrap();
+        let err = from_raw::<Item>(&raw, "messages[4]").unwrap_err();
         assert_eq!(field_of(err).as_deref(), Some("messages[4].to"));
     }
 }

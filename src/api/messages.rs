@@ -3,13 +3,13 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::caller::Caller;
 use super::error::{ApiError, Problem};
-use super::json::{JsonBody, from_value};
+use super::json::{JsonBody, from_raw};
 use super::time::{current_month, parse_time, parse_time_or_date, show, show_opt};
 use crate::auth::random_hex;
 use crate::domain::{Channel, Encoding, MessageStatus, MessageText, Module, PhoneNumber};
@@ -123,7 +123,7 @@ impl MessageView {
 pub struct SendBatch {
     /// The messages; each is checked on its own, and a bad one does not stop the others.
     #[schema(value_type = Vec<SendMessage>)]
-    pub messages: Vec<Value>,
+    pub messages: Vec<Box<RawValue>>,
 }
 
 /// What became of one message of a batch.
@@ -389,7 +389,7 @@ pub async fn send_batch(
     let mut positions = Vec::new();
     for (index, value) in items.into_iter().enumerate() {
         let prefix = format!("messages[{index}]");
-        let checked = from_value::<SendMessage>(value, &prefix)
+        let checked = from_raw::<SendMessage>(&value, &prefix)
             .and_then(|input| check(input, &state, &caller, Channel::Batch, &prefix));
         match checked {
             Ok(message) => {

@@ -118,6 +118,9 @@ impl Store {
                         // 8 MiB of page cache a connection (the default is 2): the indexes of a
                         // table of millions of messages stay in memory while they are written.
                         conn.execute("PRAGMA cache_size = -8192").await?;
+                        // Checkpoints run on their own task (see `spawn_checkpointer`), not
+                        // inside whichever commit happens to cross the WAL's size limit.
+                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
                     Ok(())
@@ -150,6 +153,30 @@ impl Store {
     /// Whether the database answers a trivial query.
     pub async fn is_reachable(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// On SQLite, starts the task that copies the write-ahead log back into the database once a
+    /// second. A passive checkpoint never waits for the writer, so a commit is never held up by
+    /// a checkpoint it happened to trigger; the log stays small as long as this task runs.
+    /// Nothing to do on PostgreSQL.
+    pub fn spawn_checkpointer(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !pool.is_closed() {
+                tick.tick().await;
+                if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %err, "WAL checkpoint failed; will retry");
+                }
+            }
+        });
     }
 
     /// Closes every connection, waiting for those in use.

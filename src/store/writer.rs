@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Any, AnyConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{COLUMNS, from_row};
@@ -81,6 +82,9 @@ impl MessageWriter {
 }
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+    // The writer keeps one connection for itself: SQLite caches pages per connection, and a
+    // connection that writes every group keeps the hot index pages in its cache.
+    let mut conn: Option<PoolConnection<Any>> = None;
     while let Some(first) = rx.recv().await {
         let mut size = first.messages.len();
         let mut jobs = vec![first];
@@ -94,7 +98,18 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             }
         }
 
-        match write_group(&store, &jobs).await {
+        let written = match conn.as_mut() {
+            Some(c) => write_group(c, store.backend(), &jobs).await,
+            None => match store.pool().acquire().await {
+                Ok(c) => write_group(conn.insert(c), store.backend(), &jobs).await,
+                Err(e) => Err(e.into()),
+            },
+        };
+        if written.is_err() {
+            // The connection may be what failed; the next group starts on a fresh one.
+            conn = None;
+        }
+        match written {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     // A requester that went away still has its messages stored; nobody is
@@ -118,7 +133,11 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
     tracing::debug!("message writer stopped");
 }
 
-async fn write_group(store: &Store, jobs: &[Job]) -> Result<Vec<Vec<InsertOutcome>>, StoreError> {
+async fn write_group(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    jobs: &[Job],
+) -> Result<Vec<Vec<InsertOutcome>>, StoreError> {
     let now = now_ms();
     let records: Vec<MessageRecord> = jobs
         .iter()
@@ -126,10 +145,16 @@ async fn write_group(store: &Store, jobs: &[Job]) -> Result<Vec<Vec<InsertOutcom
         .map(|message| new_record(message, now))
         .collect();
 
-    let mut tx = store.pool().begin().await?;
     let mut new_ids: HashMap<String, i64> = HashMap::with_capacity(records.len());
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        new_ids.extend(insert_chunk(&mut tx, store.backend(), chunk).await?);
+    if records.len() <= ROWS_PER_STATEMENT {
+        // One statement is atomic by itself: no round trips for BEGIN and COMMIT.
+        new_ids.extend(insert_chunk(conn, backend, &records).await?);
+    } else {
+        let mut tx = conn.begin().await?;
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            new_ids.extend(insert_chunk(&mut tx, backend, chunk).await?);
+        }
+        tx.commit().await?;
     }
 
     // Each inserted reference is the first record that carries it (rows go in in order, and a
@@ -150,8 +175,9 @@ async fn write_group(store: &Store, jobs: &[Job]) -> Result<Vec<Vec<InsertOutcom
         .collect();
     taken.sort_unstable();
     taken.dedup();
-    let stored = stored_by_ref(&mut tx, store.backend(), &taken).await?;
-    tx.commit().await?;
+    // The rows these references met are committed and never deleted, so reading them after
+    // the insert sees them as they were.
+    let stored = stored_by_ref(conn, backend, &taken).await?;
 
     let mut records = records.into_iter().zip(created);
     let mut outcomes = Vec::with_capacity(jobs.len());
@@ -204,7 +230,7 @@ fn new_record(message: &NewMessage, now: i64) -> MessageRecord {
 /// One multi-row insert for a chunk of records; returns the reference and the new id of each row
 /// it inserted.
 async fn insert_chunk(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     backend: Backend,
     chunk: &[MessageRecord],
 ) -> Result<Vec<(String, i64)>, StoreError> {
@@ -244,7 +270,7 @@ async fn insert_chunk(
             .bind(r.scheduled_for)
             .bind(r.updated_at);
     }
-    let rows = query.fetch_all(&mut **tx).await?;
+    let rows = query.fetch_all(&mut *conn).await?;
     Ok(rows
         .iter()
         .map(|row| Ok((row.try_get("client_ref")?, row.try_get("id")?)))
@@ -263,7 +289,7 @@ fn push_placeholder(sql: &mut String, backend: Backend, n: usize) {
 }
 
 async fn stored_by_ref(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     backend: Backend,
     refs: &[&str],
 ) -> Result<HashMap<String, MessageRecord>, StoreError> {
@@ -281,7 +307,7 @@ async fn stored_by_ref(
         for r in chunk {
             query = query.bind(*r);
         }
-        for row in query.fetch_all(&mut **tx).await? {
+        for row in query.fetch_all(&mut *conn).await? {
             let record = from_row(&row)?;
             stored.insert(record.client_ref.clone(), record);
         }

@@ -45,3 +45,5 @@ wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" --latency -s bench/list_messages.lua "$BASE
 sleep 5
 echo "== resident memory after the runs"
 grep -E 'VmRSS|VmHWM' "/proc/$SERVER/status"
+echo "== database and write-ahead log on disk"
+ls -l "$DATA"/pregonero.db*

@@ -11,7 +11,6 @@ use super::caller::Caller;
 use super::error::{ApiError, Problem};
 use super::json::{JsonBody, from_raw};
 use super::time::{current_month, parse_time, parse_time_or_date, show, show_opt};
-use crate::auth::random_hex;
 use crate::domain::{Channel, Encoding, MessageStatus, MessageText, Module, PhoneNumber};
 use crate::store::{Cancel, InsertOutcome, MessageFilter, MessageRecord, NewMessage, now_ms};
 
@@ -264,7 +263,9 @@ fn check(
     };
 
     let client_ref = match input.client_ref {
-        None => random_hex(16),
+        // A UUIDv7 in hex: 32 digits as promised, and time-ordered, so the index of references
+        // grows at its end instead of at random places.
+        None => uuid::Uuid::now_v7().simple().to_string(),
         Some(r) => {
             let len = r.chars().count();
             if len == 0 || len > MAX_REF_LEN || r.chars().any(char::is_control) {

@@ -13,6 +13,8 @@ mod users;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -77,6 +79,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// When the message writer last committed, in ms; the checkpointer waits for a quiet moment.
+    last_write: Arc<AtomicI64>,
 }
 
 impl Store {
@@ -121,6 +125,10 @@ impl Store {
                         // Checkpoints run on their own task (see `spawn_checkpointer`), not
                         // inside whichever commit happens to cross the WAL's size limit.
                         conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
+                        // Read pages through a memory map rather than a copy per read; the
+                        // mapped pages belong to the kernel's file cache, not to the process.
+                        conn.execute("PRAGMA mmap_size = 268435456").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
                     Ok(())
@@ -128,7 +136,11 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            last_write: Arc::new(AtomicI64::new(0)),
+        })
     }
 
     /// Brings the schema up to date.
@@ -164,25 +176,58 @@ impl Store {
             return;
         }
         let pool = self.pool.clone();
+        let last_write = self.last_write.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !pool.is_closed() {
                 tick.tick().await;
-                if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
+                let quiet = now_ms() - last_write.load(Ordering::Relaxed) > 1_000;
+                if let Err(err) = checkpoint(&pool, quiet).await {
                     tracing::warn!(error = %err, "WAL checkpoint failed; will retry");
                 }
             }
         });
     }
 
+    /// Notes that the message writer committed just now.
+    pub(crate) fn note_write(&self) {
+        self.last_write.store(now_ms(), Ordering::Relaxed);
+    }
+
     /// Closes every connection, waiting for those in use.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Pages of write-ahead log (4 KiB each) past which the log is restarted at the next quiet
+/// moment: 64 MiB.
+const WAL_RESTART_PAGES: i64 = 16_384;
+
+/// Pages past which the log is restarted even under load: 1 GiB. A long log slows every read
+/// of a page that is not in it (SQLite searches the whole log index first), but restarting it
+/// under load stalls the writer for tens of milliseconds.
+const WAL_FORCE_RESTART_PAGES: i64 = 262_144;
+
+/// One round of the checkpointer. A passive checkpoint copies what it can without blocking
+/// anybody; but under steady writing it never catches up with the end of the log, so the log
+/// file keeps growing while messages pour in. A restarting checkpoint fixes that by holding the
+/// writer back while it copies the last frames and syncs the database file, which takes long
+/// enough to show in request latency; so it waits for a second without writes (`quiet`), unless
+/// the log has grown past [`WAL_FORCE_RESTART_PAGES`]. `journal_size_limit` then trims the file.
+async fn checkpoint(pool: &AnyPool, quiet: bool) -> Result<(), sqlx::Error> {
+    let (_busy, log_pages, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(pool)
+            .await?;
+    if (quiet && log_pages > WAL_RESTART_PAGES) || log_pages > WAL_FORCE_RESTART_PAGES {
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(pool)
+            .await?;
+        tracing::debug!(log_pages, restarted = busy == 0, "WAL checkpoint");
+    }
+    Ok(())
 }
 
 /// Makes an SQLite URL create its file when missing (`mode=rwc`), unless it says otherwise.

@@ -109,6 +109,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             // The connection may be what failed; the next group starts on a fresh one.
             conn = None;
         }
+        store.note_write();
         match written {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {

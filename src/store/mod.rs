@@ -14,7 +14,7 @@ mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -81,6 +81,9 @@ pub struct Store {
     backend: Backend,
     /// When the message writer last committed, in ms; the checkpointer waits for a quiet moment.
     last_write: Arc<AtomicI64>,
+    /// Set by the checkpointer when the log should restart while the writer is busy: the writer
+    /// does it itself, between two groups.
+    restart_wanted: Arc<AtomicBool>,
 }
 
 impl Store {
@@ -140,6 +143,7 @@ impl Store {
             pool,
             backend,
             last_write: Arc::new(AtomicI64::new(0)),
+            restart_wanted: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -177,22 +181,25 @@ impl Store {
         }
         let pool = self.pool.clone();
         let last_write = self.last_write.clone();
+        let restart_wanted = self.restart_wanted.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !pool.is_closed() {
                 tick.tick().await;
                 let quiet = now_ms() - last_write.load(Ordering::Relaxed) > 1_000;
-                if let Err(err) = checkpoint(&pool, quiet).await {
+                if let Err(err) = checkpoint(&pool, quiet, &restart_wanted).await {
                     tracing::warn!(error = %err, "WAL checkpoint failed; will retry");
                 }
             }
         });
     }
 
-    /// Notes that the message writer committed just now.
-    pub(crate) fn note_write(&self) {
+    /// Notes that the message writer committed just now, and says whether it should restart
+    /// the write-ahead log before its next group.
+    pub(crate) fn note_write(&self) -> bool {
         self.last_write.store(now_ms(), Ordering::Relaxed);
+        self.restart_wanted.swap(false, Ordering::Relaxed)
     }
 
     /// Closes every connection, waiting for those in use.
@@ -205,28 +212,50 @@ impl Store {
 /// moment: 64 MiB.
 const WAL_RESTART_PAGES: i64 = 16_384;
 
-/// Pages past which the log is restarted even under load: 1 GiB. A long log slows every read
-/// of a page that is not in it (SQLite searches the whole log index first), but restarting it
-/// under load stalls the writer for tens of milliseconds.
-const WAL_FORCE_RESTART_PAGES: i64 = 262_144;
-
 /// One round of the checkpointer. A passive checkpoint copies what it can without blocking
 /// anybody; but under steady writing it never catches up with the end of the log, so the log
-/// file keeps growing while messages pour in. A restarting checkpoint fixes that by holding the
-/// writer back while it copies the last frames and syncs the database file, which takes long
-/// enough to show in request latency; so it waits for a second without writes (`quiet`), unless
-/// the log has grown past [`WAL_FORCE_RESTART_PAGES`]. `journal_size_limit` then trims the file.
-async fn checkpoint(pool: &AnyPool, quiet: bool) -> Result<(), sqlx::Error> {
+/// would keep growing, and a long log slows every read of a page that is not in it (SQLite
+/// searches the whole log index first). Past [`WAL_RESTART_PAGES`] the log is restarted: here
+/// when nothing has been written for a second, otherwise by the writer itself between two
+/// groups, where no lock has to be waited for. `journal_size_limit` then trims the file.
+async fn checkpoint(
+    pool: &AnyPool,
+    quiet: bool,
+    restart_wanted: &AtomicBool,
+) -> Result<(), sqlx::Error> {
     let (_busy, log_pages, _copied): (i64, i64, i64) =
         sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(pool)
             .await?;
-    if (quiet && log_pages > WAL_RESTART_PAGES) || log_pages > WAL_FORCE_RESTART_PAGES {
-        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-            .fetch_one(pool)
-            .await?;
-        tracing::debug!(log_pages, restarted = busy == 0, "WAL checkpoint");
+    if log_pages <= WAL_RESTART_PAGES {
+        return Ok(());
     }
+    if quiet {
+        restart_log(pool).await?;
+    } else {
+        restart_wanted.store(true, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Copies the rest of the write-ahead log into the database and makes the next commit start the
+/// log from its beginning.
+///
+/// # Errors
+///
+/// Fails when the database does.
+pub(crate) async fn restart_log<'c, E>(executor: E) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let (busy, log_pages, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+        .fetch_one(executor)
+        .await?;
+    tracing::debug!(
+        log_pages,
+        restarted = busy == 0,
+        "write-ahead log restarted"
+    );
     Ok(())
 }
 

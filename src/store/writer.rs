@@ -109,7 +109,12 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             // The connection may be what failed; the next group starts on a fresh one.
             conn = None;
         }
-        store.note_write();
+        if store.note_write()
+            && let Some(c) = conn.as_mut()
+            && let Err(err) = super::restart_log(&mut **c).await
+        {
+            tracing::warn!(error = %err, "write-ahead log not restarted; will retry");
+        }
         match written {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {

@@ -84,6 +84,8 @@ pub struct Store {
     /// Set by the checkpointer when the log should restart while the writer is busy: the writer
     /// does it itself, between two groups.
     restart_wanted: Arc<AtomicBool>,
+    /// Log pages past which the log is restarted.
+    wal_restart_pages: i64,
 }
 
 impl Store {
@@ -144,6 +146,7 @@ impl Store {
             backend,
             last_write: Arc::new(AtomicI64::new(0)),
             restart_wanted: Arc::new(AtomicBool::new(false)),
+            wal_restart_pages: WAL_RESTART_PAGES,
         })
     }
 
@@ -182,17 +185,25 @@ impl Store {
         let pool = self.pool.clone();
         let last_write = self.last_write.clone();
         let restart_wanted = self.restart_wanted.clone();
+        let limit = self.wal_restart_pages;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !pool.is_closed() {
                 tick.tick().await;
                 let quiet = now_ms() - last_write.load(Ordering::Relaxed) > 1_000;
-                if let Err(err) = checkpoint(&pool, quiet, &restart_wanted).await {
+                if let Err(err) = checkpoint(&pool, limit, quiet, &restart_wanted).await {
                     tracing::warn!(error = %err, "WAL checkpoint failed; will retry");
                 }
             }
         });
+    }
+
+    /// Sets the log size, in pages, past which the write-ahead log is restarted (default 16,384,
+    /// 64 MiB); tests use a small one to see it happen.
+    pub fn with_wal_restart_pages(mut self, pages: i64) -> Store {
+        self.wal_restart_pages = pages;
+        self
     }
 
     /// Notes that the message writer committed just now, and says whether it should restart
@@ -220,6 +231,7 @@ const WAL_RESTART_PAGES: i64 = 16_384;
 /// groups, where no lock has to be waited for. `journal_size_limit` then trims the file.
 async fn checkpoint(
     pool: &AnyPool,
+    limit: i64,
     quiet: bool,
     restart_wanted: &AtomicBool,
 ) -> Result<(), sqlx::Error> {
@@ -227,7 +239,7 @@ async fn checkpoint(
         sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(pool)
             .await?;
-    if log_pages <= WAL_RESTART_PAGES {
+    if log_pages <= limit {
         return Ok(());
     }
     if quiet {

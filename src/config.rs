@@ -83,8 +83,9 @@ pub struct Config {
     pub listen: String,
     /// Folder for the SQLite database, the daily event logs and other local state.
     pub data_dir: PathBuf,
-    /// `sqlite://…` or `postgres://…`; when unset, an SQLite file in `data_dir`.
-    pub database_url: Option<String>,
+    /// `sqlite://…` or `postgres://…`; when unset, an SQLite file in `data_dir`. Kept as a
+    /// secret because a PostgreSQL URL may carry a password.
+    pub database_url: Option<Secret>,
     /// Serial port of the modem (`/dev/ttyUSB0`, `COM3`) or `sim` for the built-in simulator.
     pub modem_port: String,
     /// Key that signs session tokens; generated and stored in the database when unset.
@@ -168,7 +169,7 @@ impl Config {
             self.data_dir = PathBuf::from(v);
         }
         if let Some(v) = lookup("PREGONERO_DATABASE_URL") {
-            self.database_url = Some(v);
+            self.database_url = Some(Secret::new(v));
         }
         if let Some(v) = lookup("PREGONERO_MODEM_PORT") {
             self.modem_port = v;
@@ -268,10 +269,25 @@ impl Config {
         })
     }
 
+    /// The database URL with any password replaced by `***`, for messages and logs.
+    pub fn database_url_redacted(&self) -> String {
+        let url = self.database_url();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url;
+        };
+        match rest.split_once('@') {
+            Some((credentials, host)) if credentials.contains(':') => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => url,
+        }
+    }
+
     /// The database to open: the configured URL, or an SQLite file in the data folder.
     pub fn database_url(&self) -> String {
         match &self.database_url {
-            Some(url) => url.clone(),
+            Some(url) => url.expose().to_owned(),
             None => format!("sqlite://{}", self.data_dir.join("pregonero.db").display()),
         }
     }
@@ -318,6 +334,20 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{config:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        let config = Config {
+            database_url: Some(Secret::new("postgres://gw:s3cret@db:5432/sms")),
+            ..Config::default()
+        };
+        assert_eq!(
+            config.database_url_redacted(),
+            "postgres://gw:***@db:5432/sms"
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert_eq!(config.database_url(), "postgres://gw:s3cret@db:5432/sms");
     }
 
     #[test]

@@ -56,7 +56,12 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     })?;
     let store = Store::connect(&config.database_url())
         .await
-        .with_context(|| format!("cannot open the database {}", config.database_url()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                config.database_url_redacted()
+            )
+        })?;
     store
         .migrate()
         .await

@@ -146,7 +146,7 @@ pub async fn create(
     caller.require(Module::Admin)?;
     let input = body.0;
     let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid("name", "a name has 1 to 100 characters"));
     }
     let scopes: ModuleSet = input.scopes.into_iter().collect();

@@ -72,7 +72,12 @@ pub async fn login(
     body: JsonBody<Login>,
 ) -> Result<HttpResponse, ApiError> {
     let Login { username, password } = body.0;
-    let user = state.store.user_by_username(&username).await?;
+    // No stored username holds a control character, and PostgreSQL refuses NUL outright.
+    let user = if username.chars().any(char::is_control) {
+        None
+    } else {
+        state.store.user_by_username(&username).await?
+    };
     // An unknown username is checked against a decoy hash so that it takes as long to refuse
     // as a wrong password, and does not tell which usernames exist.
     let hash = user
@@ -90,11 +95,14 @@ pub async fn login(
         Some(user) if matches && user.enabled => user,
         _ => {
             tracing::info!(peer = %peer, "sign-in refused");
-            // The name is whatever the client typed: keep the log line short.
-            let tried: String = username.chars().take(64).collect();
-            state
-                .events
-                .record("auth.login_failed", Some(&tried), json!({ "peer": peer }));
+            // Only a name that is a user's is written down: what people type into the name
+            // field is sometimes their password.
+            let known = user.as_ref().map(|u| u.username.as_str());
+            state.events.record(
+                "auth.login_failed",
+                known,
+                json!({ "peer": peer, "known_user": known.is_some() }),
+            );
             return Err(ApiError::Unauthenticated(
                 "wrong username or password, or the user is disabled",
             ));

@@ -10,7 +10,7 @@ use super::AppState;
 use super::caller::Caller;
 use super::error::{ApiError, Problem};
 use super::json::{JsonBody, from_raw};
-use super::time::{current_month, parse_time, parse_time_or_date, show, show_opt};
+use super::time::{current_month, month_of, parse_time, parse_time_or_date, show, show_opt};
 use crate::domain::{Channel, Encoding, MessageStatus, MessageText, Module, PhoneNumber};
 use crate::store::{Cancel, InsertOutcome, MessageFilter, MessageRecord, NewMessage, now_ms};
 
@@ -196,7 +196,8 @@ pub struct ListQuery {
 pub struct MessagePage {
     /// The messages.
     pub items: Vec<MessageView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null when this page is not full. A full page always
+    /// carries one, so the page after the last may be empty.
     pub next_cursor: Option<String>,
 }
 
@@ -215,6 +216,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// A submitted message that passed its checks, except perhaps the one on its time.
+struct Checked {
+    message: NewMessage,
+    /// Set when `send_at` is too far in the past or the future and the client gave a `ref`:
+    /// the message is refused unless it is a retry of one already stored, which must still get
+    /// its stored answer however late the retry comes.
+    late: Option<ApiError>,
+}
+
 /// Checks a submitted message and prepares it for storage. Field names are prefixed with
 /// `prefix` (`messages[3]` in a batch).
 fn check(
@@ -223,7 +233,7 @@ fn check(
     caller: &Caller,
     channel: Channel,
     prefix: &str,
-) -> Result<NewMessage, ApiError> {
+) -> Result<Checked, ApiError> {
     let field = |name: &str| {
         if prefix.is_empty() {
             name.to_owned()
@@ -236,6 +246,7 @@ fn check(
         .map_err(|e| ApiError::invalid(field("to"), e))?;
     let text = MessageText::parse(&input.text).map_err(|e| ApiError::invalid(field("text"), e))?;
 
+    let mut late = None;
     let send_at = match input.send_at.as_deref() {
         None => None,
         Some(raw) => {
@@ -247,13 +258,12 @@ fn check(
             })?;
             let now = now_ms();
             if at < now - PAST_TOLERANCE_MS {
-                return Err(ApiError::invalid(
+                late = Some(ApiError::invalid(
                     field("send_at"),
                     format!("{raw} is in the past; leave send_at out to send now"),
                 ));
-            }
-            if at > now + MAX_AHEAD_MS {
-                return Err(ApiError::invalid(
+            } else if at > now + MAX_AHEAD_MS {
+                late = Some(ApiError::invalid(
                     field("send_at"),
                     format!("{raw} is more than a year ahead"),
                 ));
@@ -261,6 +271,11 @@ fn check(
             Some(at)
         }
     };
+    if input.client_ref.is_none()
+        && let Some(late) = late
+    {
+        return Err(late);
+    }
 
     let client_ref = match input.client_ref {
         // A UUIDv7 in hex: 32 digits as promised, and time-ordered, so the index of references
@@ -278,7 +293,7 @@ fn check(
         }
     };
 
-    Ok(NewMessage {
+    let message = NewMessage {
         client_ref,
         to: to.as_str().to_owned(),
         text: text.as_str().to_owned(),
@@ -288,7 +303,24 @@ fn check(
         channel,
         created_by: caller.label(),
         send_at,
-    })
+    };
+    Ok(Checked { message, late })
+}
+
+/// For a message refused for its time: the stored message when this is a retry of it.
+async fn stored_retry(
+    state: &AppState,
+    message: &NewMessage,
+) -> Result<Option<MessageRecord>, ApiError> {
+    let stored = state.store.message_by_ref(&message.client_ref).await?;
+    Ok(stored.filter(|m| message.same_content_as(m)))
+}
+
+/// The answer when a stored reference could not be read back to compare.
+fn unresolved() -> ApiError {
+    ApiError::Unavailable(crate::store::StoreError::GroupFailed(
+        "the reference is stored but could not be read back; retry with the same ref".into(),
+    ))
 }
 
 /// A message id from the path; anything but a number names no message.
@@ -326,9 +358,15 @@ pub async fn send(
     body: JsonBody<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Module::Operators)?;
-    let message = check(body.0, &state, &caller, Channel::Api, "")?;
+    let checked = check(body.0, &state, &caller, Channel::Api, "")?;
+    if let Some(late) = checked.late {
+        return match stored_retry(&state, &checked.message).await? {
+            Some(m) => Ok(HttpResponse::Ok().json(MessageView::new(m, state.tz))),
+            None => Err(late),
+        };
+    }
 
-    let outcome = state.writer.insert(vec![message]).await?.pop();
+    let outcome = state.writer.insert(vec![checked.message]).await?.pop();
     match outcome {
         Some(InsertOutcome::Created(m)) => {
             tracing::debug!(message.id = %m.id, segments = m.segments, "message accepted");
@@ -343,6 +381,7 @@ pub async fn send(
             field: Some("ref".into()),
             detail: conflict_detail(&m),
         }),
+        Some(InsertOutcome::Unresolved) => Err(unresolved()),
         None => Err(ApiError::Internal(anyhow::anyhow!(
             "the writer answered nothing"
         ))),
@@ -393,11 +432,21 @@ pub async fn send_batch(
         let checked = from_raw::<SendMessage>(&value, &prefix)
             .and_then(|input| check(input, &state, &caller, Channel::Batch, &prefix));
         match checked {
-            Ok(message) => {
+            Ok(Checked {
+                message,
+                late: None,
+            }) => {
                 valid.push(message);
                 positions.push(index);
                 results.push(None);
             }
+            Ok(Checked {
+                message,
+                late: Some(late),
+            }) => results.push(Some(match stored_retry(&state, &message).await? {
+                Some(m) => accepted(index, ItemStatus::Existing, m),
+                None => rejected(index, &late),
+            })),
             Err(err) => results.push(Some(rejected(index, &err))),
         }
     }
@@ -418,6 +467,7 @@ pub async fn send_batch(
                     detail: conflict_detail(&m),
                 },
             ),
+            InsertOutcome::Unresolved => rejected(index, &unresolved()),
         });
     }
 
@@ -524,8 +574,14 @@ fn filter_from(query: ListQuery, state: &AppState) -> Result<MessageFilter, ApiE
         Some(v) => parse_time_or_date(&v, state.tz)
             .ok_or_else(|| ApiError::invalid(name, format!("`{v}` is not a date or time"))),
     };
-    let from = time(query.from, "from", month_start)?;
     let until = time(query.until, "until", month_end)?;
+    // Without `from`, the list starts at the first of the month `until` falls in.
+    let from_default = if until == month_end {
+        month_start
+    } else {
+        month_of(until - 1, state.tz).0
+    };
+    let from = time(query.from, "from", from_default)?;
     if until <= from {
         return Err(ApiError::invalid("until", "`until` must be after `from`"));
     }
@@ -548,6 +604,12 @@ fn filter_from(query: ListQuery, state: &AppState) -> Result<MessageFilter, ApiE
                 .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this service made"))
         })
         .transpose()?;
+
+    if let Some(load_id) = &query.load_id
+        && (load_id.is_empty() || load_id.len() > 64 || load_id.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid("load_id", "not a load id"));
+    }
 
     Ok(MessageFilter {
         status,

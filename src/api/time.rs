@@ -46,7 +46,15 @@ pub fn parse_time_or_date(input: &str, tz: Tz) -> Option<i64> {
 
 /// The start of the current month and of the next one in `tz`, in ms.
 pub fn current_month(tz: Tz) -> (i64, i64) {
-    let today = Utc::now().with_timezone(&tz).date_naive();
+    month_of(Utc::now().timestamp_millis(), tz)
+}
+
+/// The start of the month that holds `ms` and of the next one in `tz`, in ms.
+pub fn month_of(ms: i64, tz: Tz) -> (i64, i64) {
+    let today = DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .date_naive();
     let first = today.with_day(1).unwrap_or(today);
     let next = if first.month() == 12 {
         NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
@@ -66,8 +74,8 @@ fn local_ms(naive: NaiveDateTime, tz: Tz) -> Option<i64> {
     tz.from_local_datetime(&naive)
         .earliest()
         .or_else(|| {
-            tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
-                .earliest()
+            let later = naive.checked_add_signed(chrono::Duration::hours(1))?;
+            tz.from_local_datetime(&later).earliest()
         })
         .map(|t| t.timestamp_millis())
 }
@@ -91,6 +99,12 @@ mod tests {
         assert_eq!(with_offset, local);
         assert_eq!(with_offset, utc);
         assert!(parse_time("tomorrow", LA_PAZ).is_none());
+    }
+
+    #[test]
+    fn times_at_the_edge_of_the_calendar_do_not_panic() {
+        assert!(parse_time("+262143-12-31T23:30:00", LA_PAZ).is_none());
+        assert!(parse_time_or_date("+262143-12-31", LA_PAZ).is_none());
     }
 
     #[test]

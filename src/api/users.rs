@@ -112,7 +112,7 @@ fn check_username(username: &str) -> Result<(), ApiError> {
 
 fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid("name", "a name has 1 to 100 characters"));
     }
     Ok(name.to_owned())

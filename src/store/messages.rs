@@ -168,6 +168,24 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// The message with this client reference.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn message_by_ref(
+        &self,
+        client_ref: &str,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE client_ref = $1"
+        ))
+        .bind(client_ref)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
     /// Messages matching `filter`, newest first.
     ///
     /// # Errors

@@ -41,6 +41,9 @@ pub enum InsertOutcome {
     Existing(MessageRecord),
     /// Its reference was already stored with different content: this is the stored message.
     Conflict(MessageRecord),
+    /// Its reference was already stored, but the stored message could not be read back to
+    /// compare; nothing new was stored, and a retry with the same reference will tell.
+    Unresolved,
 }
 
 struct Job {
@@ -127,11 +130,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 tracing::error!(error = ?err, messages = size, "message group not stored");
                 let reason = err.to_string();
                 for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Database(sqlx::Error::Protocol(
-                            reason.clone(),
-                        ))));
+                    let _ = job.reply.send(Err(StoreError::GroupFailed(reason.clone())));
                 }
             }
         }
@@ -151,62 +150,81 @@ async fn write_group(
         .map(|message| new_record(message, now))
         .collect();
 
-    let mut new_ids: HashMap<String, i64> = HashMap::with_capacity(records.len());
-    if records.len() <= ROWS_PER_STATEMENT {
+    let mut records = records;
+    let (created, stored) = if records.len() <= ROWS_PER_STATEMENT {
         // One statement is atomic by itself: no round trips for BEGIN and COMMIT.
-        new_ids.extend(insert_chunk(conn, backend, &records).await?);
+        let new_ids = insert_chunk(conn, backend, &records).await?;
+        let created = assign_ids(&mut records, new_ids);
+        // The insert has committed. Should reading the rows that references met fail now, the
+        // messages just stored must still be answered as stored (a client told otherwise would
+        // send them again), so only the others are left unresolved.
+        let taken = taken_refs(&records, &created);
+        let stored = stored_by_ref(conn, backend, &taken)
+            .await
+            .inspect_err(|err| tracing::error!(error = ?err, "stored references not read"))
+            .ok();
+        (created, stored)
     } else {
         let mut tx = conn.begin().await?;
+        let mut new_ids = Vec::with_capacity(records.len());
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             new_ids.extend(insert_chunk(&mut tx, backend, chunk).await?);
         }
+        let created = assign_ids(&mut records, new_ids);
+        let taken = taken_refs(&records, &created);
+        let stored = stored_by_ref(&mut tx, backend, &taken).await?;
         tx.commit().await?;
-    }
-
-    // Each inserted reference is the first record that carries it (rows go in in order, and a
-    // repeat within the group conflicts with the first); every other record met a stored one.
-    let mut records = records;
-    let mut created = vec![false; records.len()];
-    for (record, created) in records.iter_mut().zip(created.iter_mut()) {
-        if let Some(id) = new_ids.remove(&record.client_ref) {
-            record.id = id;
-            *created = true;
-        }
-    }
-    let mut taken: Vec<&str> = records
-        .iter()
-        .zip(&created)
-        .filter(|(_, created)| !**created)
-        .map(|(r, _)| r.client_ref.as_str())
-        .collect();
-    taken.sort_unstable();
-    taken.dedup();
-    // The rows these references met are committed and never deleted, so reading them after
-    // the insert sees them as they were.
-    let stored = stored_by_ref(conn, backend, &taken).await?;
+        (created, Some(stored))
+    };
 
     let mut records = records.into_iter().zip(created);
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let mut job_outcomes = Vec::with_capacity(job.messages.len());
         for (message, (record, created)) in job.messages.iter().zip(records.by_ref()) {
-            job_outcomes.push(if created {
-                InsertOutcome::Created(record)
-            } else {
-                let existing = stored
-                    .get(&record.client_ref)
-                    .cloned()
-                    .ok_or_else(|| StoreError::GroupFailed("a conflicting row vanished".into()))?;
-                if message.same_content_as(&existing) {
-                    InsertOutcome::Existing(existing)
-                } else {
-                    InsertOutcome::Conflict(existing)
+            let existing = stored.as_ref().and_then(|s| s.get(&record.client_ref));
+            job_outcomes.push(match (created, existing) {
+                (true, _) => InsertOutcome::Created(record),
+                (false, Some(existing)) if message.same_content_as(existing) => {
+                    InsertOutcome::Existing(existing.clone())
                 }
+                (false, Some(existing)) => InsertOutcome::Conflict(existing.clone()),
+                (false, None) => InsertOutcome::Unresolved,
             });
         }
         outcomes.push(job_outcomes);
     }
     Ok(outcomes)
+}
+
+/// Gives each inserted record its new id and says which were inserted. Each inserted reference
+/// is the first record that carries it: rows go in in order, and a repeat within the group
+/// conflicts with the first.
+fn assign_ids(records: &mut [MessageRecord], new_ids: Vec<(String, i64)>) -> Vec<bool> {
+    let mut new_ids: HashMap<String, i64> = new_ids.into_iter().collect();
+    records
+        .iter_mut()
+        .map(|record| match new_ids.remove(&record.client_ref) {
+            Some(id) => {
+                record.id = id;
+                true
+            }
+            None => false,
+        })
+        .collect()
+}
+
+/// The references of the records that were not inserted, once each.
+fn taken_refs<'r>(records: &'r [MessageRecord], created: &[bool]) -> Vec<&'r str> {
+    let mut taken: Vec<&str> = records
+        .iter()
+        .zip(created)
+        .filter(|(_, created)| !**created)
+        .map(|(r, _)| r.client_ref.as_str())
+        .collect();
+    taken.sort_unstable();
+    taken.dedup();
+    taken
 }
 
 fn new_record(message: &NewMessage, now: i64) -> MessageRecord {

@@ -1,3 +1,5 @@
+//! API keys: scopes, secrets shown once, expiry and revocation.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,3 +1,5 @@
+//! Sign-in, session tokens, and the module each route needs.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

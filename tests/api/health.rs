@@ -1,3 +1,5 @@
+//! `/health`, `/metrics`, Swagger UI, and the answers for unknown routes and methods.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

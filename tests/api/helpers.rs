@@ -34,7 +34,7 @@ pub async fn spawn_app() -> TestApp {
     let config = Config {
         listen: "127.0.0.1:0".into(),
         data_dir: data_dir.path().to_owned(),
-        database_url: Some(database_url(&data_dir).await),
+        database_url: Some(Secret::new(database_url(&data_dir).await)),
         admin_username: Some(ADMIN.into()),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
         ..Config::default()

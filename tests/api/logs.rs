@@ -1,3 +1,5 @@
+//! The daily event log through the API.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

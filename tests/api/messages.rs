@@ -1,3 +1,5 @@
+//! Submitting, listing, reading and cancelling messages.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -355,4 +357,67 @@ async fn cancelling_works_before_the_modem_and_is_idempotent() {
         .delete("/v1/messages/no-such-id", &app.admin_token)
         .await;
     assert_problem(res, StatusCode::NOT_FOUND, None).await;
+}
+
+#[tokio::test]
+async fn a_late_retry_of_a_stored_message_gets_its_answer() {
+    let app = spawn_app().await;
+    // Stored with a send_at one second inside the five-minute tolerance...
+    let at = (chrono::Utc::now() - chrono::Duration::seconds(299)).to_rfc3339();
+    let body = json!({"to": "71234567", "text": "hola", "send_at": at, "ref": "late-1"});
+    let first = app.send(body.clone(), StatusCode::CREATED).await;
+
+    // ...and retried once that time has dropped out of it: the stored message comes back, not
+    // a 422 that would tempt the client to send it again under a new ref.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let again = app.send(body, StatusCode::OK).await;
+    assert_eq!(again["id"], first["id"]);
+
+    // A new message with that time is still refused.
+    let res = app
+        .post(
+            "/v1/messages",
+            &app.admin_token,
+            json!({"to": "71234567", "text": "hola", "send_at": at, "ref": "late-2"}),
+        )
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("send_at")).await;
+}
+
+#[tokio::test]
+async fn until_alone_lists_its_own_month() {
+    let app = spawn_app().await;
+    app.send(json!({"to": "71234567", "text": "x"}), StatusCode::CREATED)
+        .await;
+    let res = app
+        .get("/v1/messages?until=2025-03-15", &app.admin_token)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page: Value = res.json().await.unwrap();
+    assert!(page["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn control_characters_in_filters_and_names_are_refused_not_failed() {
+    let app = spawn_app().await;
+    let res = app.get("/v1/messages?load_id=%00", &app.admin_token).await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("load_id")).await;
+
+    let res = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": "ad\u{0}min", "password": "whatever-it-is"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::UNAUTHORIZED, None).await;
+
+    let res = app
+        .post(
+            "/v1/api-keys",
+            &app.admin_token,
+            json!({"name": "bad\u{0}name", "scopes": ["reports"]}),
+        )
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("name")).await;
 }

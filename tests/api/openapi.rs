@@ -1,3 +1,5 @@
+//! The OpenAPI document: committed, complete, and in step with the code.
+
 use serde_json::Value;
 
 const COMMITTED: &str = "openapi/openapi.json";

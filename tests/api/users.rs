@@ -1,3 +1,5 @@
+//! Users: creation, changes, deletion, and the last admin.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::caller::Caller;
-use super::error::{ApiError, Problem};
+use super::error::{self, ApiError};
 use super::json::JsonBody;
 use super::time::{parse_time, show, show_opt};
 use crate::auth::{hash_api_key, new_api_key_secret};
@@ -110,8 +110,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     get, path = "/v1/api-keys", tag = "api-keys",
     responses(
         (status = 200, description = "Every key, newest first", body = Vec<ApiKeyView>),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]
@@ -130,10 +130,11 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
     post, path = "/v1/api-keys", tag = "api-keys",
     request_body = CreateApiKey,
     responses(
-        (status = 201, description = "Made; the secret is in this answer only", body = CreatedApiKey),
-        (status = 422, description = "A field is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Made; the secret is in this answer only",
+            body = CreatedApiKey),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]
@@ -199,9 +200,9 @@ pub async fn create(
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, description = "The key", body = ApiKeyView),
-        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = error::NotFound),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]
@@ -225,9 +226,9 @@ pub async fn get(
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, description = "Revoked (or it already was)", body = ApiKeyView),
-        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = error::NotFound),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::caller::{Caller, Principal};
-use super::error::{ApiError, Problem};
+use super::error::{self, ApiError};
 use super::json::JsonBody;
 use crate::auth::verify_password;
 use crate::domain::Module;
@@ -61,8 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     request_body = Login,
     responses(
         (status = 200, description = "Signed in", body = Token),
-        (status = 401, description = "Wrong username or password, or the user is disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = error::Unauthenticated),
+        (status = 422, response = error::Invalid),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -130,7 +130,7 @@ pub async fn login(
     get, path = "/v1/auth/me", tag = "auth",
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = error::Unauthenticated),
     ),
     security(("bearer" = []))
 )]

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{ToResponse, ToSchema};
 
 use crate::domain::Module;
 use crate::store::StoreError;
@@ -36,6 +36,62 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
+
+/// 400 in the OpenAPI document.
+#[derive(ToResponse)]
+#[response(
+    description = "The body is not JSON, or a query parameter is unknown",
+    content_type = "application/problem+json"
+)]
+pub struct BadRequest(#[allow(dead_code)] Problem);
+
+/// 401 in the OpenAPI document.
+#[derive(ToResponse)]
+#[response(
+    description = "No credentials, or a token or key that is wrong, expired or revoked",
+    content_type = "application/problem+json"
+)]
+pub struct Unauthenticated(#[allow(dead_code)] Problem);
+
+/// 403 in the OpenAPI document.
+#[derive(ToResponse)]
+#[response(
+    description = "Valid credentials without the module this route names as its scope",
+    content_type = "application/problem+json"
+)]
+pub struct Forbidden(#[allow(dead_code)] Problem);
+
+/// 404 in the OpenAPI document.
+#[derive(ToResponse)]
+#[response(
+    description = "No such resource",
+    content_type = "application/problem+json"
+)]
+pub struct NotFound(#[allow(dead_code)] Problem);
+
+/// 409 in the OpenAPI document.
+#[derive(ToResponse)]
+#[response(
+    description = "The request contradicts what is stored; `detail` says how",
+    content_type = "application/problem+json"
+)]
+pub struct Conflict(#[allow(dead_code)] Problem);
+
+/// 422 in the OpenAPI document.
+#[derive(ToResponse)]
+#[response(
+    description = "A field is missing or not valid; `field` names it",
+    content_type = "application/problem+json"
+)]
+pub struct Invalid(#[allow(dead_code)] Problem);
+
+/// 503 in the OpenAPI document.
+#[derive(ToResponse)]
+#[response(
+    description = "The database is not available; retry later, with the same `ref`",
+    content_type = "application/problem+json"
+)]
+pub struct Unavailable(#[allow(dead_code)] Problem);
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::caller::Caller;
-use super::error::{ApiError, Problem};
+use super::error::{self, ApiError};
 use crate::domain::Module;
 
 /// Whether the service can do its work.
@@ -53,9 +53,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(
     get, path = "/metrics", tag = "service",
     responses(
-        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `dashboard` module", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Prometheus text format", body = String,
+            content_type = "text/plain; version=0.0.4"),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["dashboard"]))
 )]

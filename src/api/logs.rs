@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::caller::Caller;
-use super::error::{ApiError, Problem};
+use super::error::{self, ApiError};
 use crate::domain::Module;
 use crate::eventlog::is_day;
 
@@ -56,8 +56,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     get, path = "/v1/logs", tag = "logs",
     responses(
         (status = 200, description = "The days, newest first", body = Vec<LogDayView>),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `reports` module", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["reports"]))
 )]
@@ -80,10 +80,10 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
     params(("day" = String, Path, description = "The day, `YYYY-MM-DD`")),
     responses(
         (status = 200, description = "The day's events", body = LogDayEntries),
-        (status = 404, description = "No log for that day", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a date", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `reports` module", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["reports"]))
 )]
@@ -111,9 +111,10 @@ pub async fn day(
 #[utoipa::path(
     delete, path = "/v1/logs", tag = "logs",
     responses(
-        (status = 200, description = "Cleared; the clearing itself starts the new log", body = Cleared),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Cleared; the clearing itself starts the new log",
+            body = Cleared),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::caller::Caller;
-use super::error::{ApiError, Problem};
+use super::error::{self, ApiError, Problem};
 use super::json::{JsonBody, from_raw};
 use super::time::{current_month, month_of, parse_time, parse_time_or_date, show, show_opt};
 use crate::domain::{Channel, Encoding, MessageStatus, MessageText, Module, PhoneNumber};
@@ -24,6 +24,7 @@ const PAST_TOLERANCE_MS: i64 = 5 * 60 * 1000;
 const MAX_AHEAD_MS: i64 = 366 * 24 * 60 * 60 * 1000;
 
 const MAX_REF_LEN: usize = 64;
+const STATES: &str = "pending, queued, sending, sent, delivered, failed, cancelled";
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
 
@@ -340,14 +341,16 @@ fn conflict_detail(stored: &MessageRecord) -> String {
     post, path = "/v1/messages", tag = "messages",
     request_body = SendMessage,
     responses(
-        (status = 201, description = "Stored; it will go out at its time, inside the sending window", body = MessageView),
-        (status = 200, description = "The `ref` was seen before with the same content: the stored message", body = MessageView),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The `ref` was used before for a different message", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is not valid; `field` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `operators` module", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is not available; retry with the same `ref`", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Stored; it goes out at its time, in the sending window",
+            body = MessageView),
+        (status = 200, description = "The `ref` was seen before with the same content: the stored \
+            message", body = MessageView),
+        (status = 400, response = error::BadRequest),
+        (status = 409, response = error::Conflict),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 503, response = error::Unavailable),
     ),
     security(("bearer" = ["operators"]))
 )]
@@ -393,16 +396,20 @@ pub async fn send(
     post, path = "/v1/messages/batch", tag = "messages",
     request_body = SendBatch,
     responses(
-        (status = 200, description = "Every message checked; the accepted ones are stored together", body = BatchResult),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The batch is empty or has more than 10,000 messages", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `operators` module", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is not available; nothing was stored", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Every message checked; the accepted ones are stored together",
+            body = BatchResult),
+        (status = 400, response = error::BadRequest),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 503, response = error::Unavailable),
     ),
     security(("bearer" = ["operators"]))
 )]
-#[tracing::instrument(skip_all, fields(caller = %caller.label(), batch.size = body.0.messages.len()))]
+#[tracing::instrument(
+    skip_all,
+    fields(caller = %caller.label(), batch.size = body.0.messages.len())
+)]
 pub async fn send_batch(
     state: web::Data<AppState>,
     caller: Caller,
@@ -516,10 +523,10 @@ fn rejected(index: usize, err: &ApiError) -> BatchItem {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
-        (status = 400, description = "An unknown query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A filter value is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `reports` module", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = error::BadRequest),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["reports"]))
 )]
@@ -557,7 +564,7 @@ fn filter_from(query: ListQuery, state: &AppState) -> Result<MessageFilter, ApiE
             MessageStatus::parse(&s).ok_or_else(|| {
                 ApiError::invalid(
                     "status",
-                    format!("`{s}` is not a state; use pending, queued, sending, sent, delivered, failed or cancelled"),
+                    format!("`{s}` is not a state; use one of {}", STATES),
                 )
             })
         })
@@ -628,9 +635,9 @@ fn filter_from(query: ListQuery, state: &AppState) -> Result<MessageFilter, ApiE
     params(("id" = i64, Path, description = "The message's id")),
     responses(
         (status = 200, description = "The message", body = MessageView),
-        (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `reports` module", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = error::NotFound),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["reports"]))
 )]
@@ -654,10 +661,10 @@ pub async fn get(
     params(("id" = i64, Path, description = "The message's id")),
     responses(
         (status = 200, description = "Cancelled (or it already was)", body = MessageView),
-        (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Too late: it has been handed to a modem or has ended", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `operators` module", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["operators"]))
 )]

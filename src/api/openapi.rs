@@ -25,9 +25,16 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         logs::list, logs::day, logs::clear,
         health::health, health::metrics,
     ),
-    components(schemas(
-        error::Problem, domain::Module, domain::MessageStatus, domain::Encoding, domain::Channel,
-    )),
+    components(
+        schemas(
+            error::Problem, domain::Module, domain::MessageStatus, domain::Encoding,
+            domain::Channel,
+        ),
+        responses(
+            error::BadRequest, error::Unauthenticated, error::Forbidden, error::NotFound,
+            error::Conflict, error::Invalid, error::Unavailable,
+        )
+    ),
     modifiers(&BearerScheme),
     tags(
         (name = "auth", description = "Sessions"),

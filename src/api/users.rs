@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::caller::Caller;
-use super::error::{ApiError, Problem};
+use super::error::{self, ApiError};
 use super::json::JsonBody;
 use super::time::show;
 use crate::auth::{MIN_PASSWORD_LEN, hash_password};
@@ -137,8 +137,8 @@ async fn hash_checked(password: String) -> Result<String, ApiError> {
     get, path = "/v1/users", tag = "users",
     responses(
         (status = 200, description = "Every user", body = Vec<UserView>),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]
@@ -159,10 +159,10 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
     request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = UserView),
-        (status = 409, description = "The username is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 409, response = error::Conflict),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]
@@ -211,9 +211,9 @@ pub async fn create(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user", body = UserView),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = error::NotFound),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]
@@ -238,11 +238,11 @@ pub async fn get(
     request_body = UpdateUser,
     responses(
         (status = 200, description = "The user as it is now", body = UserView),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It would leave no enabled admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]
@@ -310,10 +310,10 @@ pub async fn update(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It is the last enabled admin", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the `admin` module", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
     ),
     security(("bearer" = ["admin"]))
 )]

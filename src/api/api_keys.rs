@@ -33,7 +33,7 @@ pub struct ApiKeyView {
     pub scopes: Vec<Module>,
     /// `active`, `expired` or `revoked`.
     pub state: &'static str,
-    /// When it stops working; absent for never.
+    /// When it stops working; null for never.
     pub expires_at: Option<String>,
     /// When it was revoked.
     pub revoked_at: Option<String>,

@@ -2,6 +2,7 @@
 //! states and the permission modules. No I/O happens here; every value is checked once, in its
 //! `parse`, so the rest of the service only ever sees valid ones.
 
+pub mod gsm7;
 mod message;
 mod module;
 mod phone;

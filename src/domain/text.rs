@@ -144,26 +144,10 @@ impl fmt::Debug for MessageText {
     }
 }
 
-/// The default alphabet's characters outside ASCII (GSM 03.38 §6.2.1).
-const GSM7_BASIC_NON_ASCII: &str = "£¥èéùìòÇØøÅåΔΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà";
-
-/// The septets a character takes in the default alphabet, or `None` when it is not in it.
-/// Written as ranges so that counting a long text costs a comparison or two a character;
-/// a test checks it against the tables of the standard.
-fn gsm7_cost(c: char) -> Option<usize> {
-    match c {
-        // 0x20–0x5A are all in the basic table, from the space to `Z`.
-        '\n' | '\r' | ' '..='Z' | 'a'..='z' | '_' => Some(1),
-        '\u{0C}' | '^' | '{' | '}' | '\\' | '[' | '~' | ']' | '|' | '€' => Some(2),
-        c if !c.is_ascii() && GSM7_BASIC_NON_ASCII.contains(c) => Some(1),
-        _ => None,
-    }
-}
-
 /// The encoding a text needs and the number of segments it takes, without allocating.
 pub fn count_segments(text: &str) -> (Encoding, usize) {
-    if text.chars().all(|c| gsm7_cost(c).is_some()) {
-        let costs = text.chars().map(|c| gsm7_cost(c).unwrap_or(2));
+    if text.chars().all(|c| super::gsm7::cost(c).is_some()) {
+        let costs = text.chars().map(|c| super::gsm7::cost(c).unwrap_or(2));
         (Encoding::Gsm7, pack(costs, GSM7_SINGLE, GSM7_PART))
     } else {
         let costs = text.chars().map(char::len_utf16);
@@ -195,37 +179,9 @@ fn pack(costs: impl Iterator<Item = usize> + Clone, single: usize, part: usize) 
 mod tests {
     use super::*;
 
-    /// The GSM 03.38 default alphabet, in code order (0x00–0x7F). 0x1B is the escape to the
-    /// extension table and not a character of its own; it is written here as a second space.
-    const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ ÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
-¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-
-    /// The characters of the extension table that a default-alphabet text may use, each sent as an
-    /// escape followed by its code (GSM 03.38 §6.2.1.1).
-    const GSM7_EXTENSION: &str = "\u{0C}^{}\\[~]|€";
-
     fn shape(text: &str) -> (Encoding, usize) {
         let parsed = MessageText::parse(text).unwrap();
         (parsed.encoding(), parsed.segments())
-    }
-
-    #[test]
-    fn the_default_alphabet_holds_128_characters() {
-        assert_eq!(GSM7_BASIC.chars().count(), 128);
-    }
-
-    #[test]
-    fn the_fast_lookup_agrees_with_the_tables() {
-        for (code, c) in GSM7_BASIC.chars().enumerate() {
-            // 0x1B, the escape, stands in the table as a second space.
-            assert_eq!(gsm7_cost(c), Some(1), "basic 0x{code:02X} {c:?}");
-        }
-        for c in GSM7_EXTENSION.chars() {
-            assert_eq!(gsm7_cost(c), Some(2), "extension {c:?}");
-        }
-        for c in ['`', 'á', 'í', 'ó', 'ú', 'Á', '\t', '\u{1B}', '😀', 'ç'] {
-            assert_eq!(gsm7_cost(c), None, "outside {c:?}");
-        }
     }
 
     #[test]

@@ -10,4 +10,5 @@ pub mod config;
 pub mod domain;
 pub mod eventlog;
 pub mod metrics;
+pub mod modem;
 pub mod store;

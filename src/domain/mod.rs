@@ -11,4 +11,4 @@ mod text;
 pub use message::{Channel, MessageStatus};
 pub use module::{Module, ModuleSet};
 pub use phone::{PhoneError, PhoneNumber, Region};
-pub use text::{Encoding, MAX_SEGMENTS, MessageText, TextError};
+pub use text::{Encoding, MAX_SEGMENTS, MessageText, TextError, count_segments};

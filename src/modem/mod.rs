@@ -1,4 +1,6 @@
-//! Everything that speaks to GSM modems. So far the PDU codec (3GPP TS 23.040): SMS-SUBMIT
-//! encoding for sending, SMS-DELIVER and SMS-STATUS-REPORT decoding for what the modem receives.
+//! Everything that speaks to GSM modems. So far the pure codecs, with no I/O: AT line framing
+//! (`at`), PDUs (`pdu`, 3GPP TS 23.040) and the meaning of `+CMS ERROR` codes (`cms`).
 
+pub mod at;
+pub mod cms;
 pub mod pdu;

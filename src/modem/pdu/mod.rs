@@ -7,12 +7,14 @@
 
 mod address;
 mod deliver;
+mod network;
 mod reader;
 mod septets;
 mod submit;
 
 pub use address::{Address, AddressKind};
 pub use deliver::{Concat, Deliver, Received, ReportOutcome, StatusReport, decode};
+pub use network::{encode_deliver, encode_status_report};
 pub use submit::{Submit, SubmitOptions, encode_submit};
 
 /// Why a PDU could not be made or read.

@@ -62,7 +62,7 @@ pub fn encode_status_report(
 
 /// A 7-octet time stamp in swapped BCD with the zone in quarter hours (TS 23.040 §9.2.3.11).
 fn timestamp(at: DateTime<FixedOffset>) -> [u8; 7] {
-    let swap = |v: u32| ((v % 10) << 4 | (v / 10) % 10) as u8;
+    let swap = |v: u32| (((v % 10) << 4) | ((v / 10) % 10)) as u8;
     let quarters = at.offset().local_minus_utc() / (15 * 60);
     let mut zone = swap(quarters.unsigned_abs());
     if quarters < 0 {

@@ -4,3 +4,4 @@
 pub mod at;
 pub mod cms;
 pub mod pdu;
+pub mod simulator;

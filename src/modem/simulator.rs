@@ -303,7 +303,7 @@ impl Simulator {
                 stored.stat = 1;
             }
         }
-        ok(&format!("{reply}\r\n").trim_start_matches("\r\n").to_owned())
+        ok(format!("{reply}\r\n").trim_start_matches("\r\n"))
     }
 
     fn read_one(&mut self, index: &str) -> String {

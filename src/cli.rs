@@ -36,6 +36,53 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Modem tools.
+    #[command(subcommand)]
+    Modem(ModemCommand),
+}
+
+/// Modem commands.
+#[derive(Debug, Subcommand)]
+pub enum ModemCommand {
+    /// List the serial ports of this machine, with USB vendor and product ids.
+    Ports,
+    /// Run the simulated modem on a pseudo-terminal and print its path, until Ctrl-C.
+    Simulate {
+        /// Milliseconds each segment takes to send.
+        #[arg(long, default_value_t = 3000)]
+        segment_ms: u64,
+    },
+}
+
+/// Runs `pregonero modem ports`.
+pub fn list_ports() -> anyhow::Result<()> {
+    let ports = pregonero::modem::transport::list_ports().context("cannot list serial ports")?;
+    if ports.is_empty() {
+        println!("no serial ports found");
+    }
+    for port in ports {
+        let usb = port
+            .usb
+            .map(|(vid, pid)| format!("  usb {vid:04x}:{pid:04x}"))
+            .unwrap_or_default();
+        let description = port.description.unwrap_or_default();
+        println!("{}{usb}  {description}", port.path);
+    }
+    Ok(())
+}
+
+/// Runs `pregonero modem simulate`.
+pub async fn simulate(segment_ms: u64) -> anyhow::Result<()> {
+    let config = pregonero::modem::simulator::SimConfig {
+        segment_time_ms: segment_ms,
+        ..Default::default()
+    };
+    let modem = pregonero::modem::transport::PtyModem::start(config)
+        .context("cannot open a pseudo-terminal")?;
+    println!("{}", modem.path());
+    eprintln!("simulated Huawei E303 on {}; Ctrl-C to stop", modem.path());
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }
 
 /// User commands.

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, UserCommand};
+use cli::{Cli, Command, ModemCommand, UserCommand};
 use pregonero::app::Application;
 use pregonero::config::Config;
 use pregonero::store::Store;
@@ -43,6 +43,8 @@ async fn main() -> anyhow::Result<()> {
             name,
             modules,
         }) => cli::add_user(&config, username, name, modules).await,
+        Command::Modem(ModemCommand::Ports) => cli::list_ports(),
+        Command::Modem(ModemCommand::Simulate { segment_ms }) => cli::simulate(segment_ms).await,
     }
 }
 

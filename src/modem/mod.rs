@@ -5,3 +5,4 @@ pub mod at;
 pub mod cms;
 pub mod pdu;
 pub mod simulator;
+pub mod transport;

@@ -1,0 +1,204 @@
+//! The serial line: opening a modem's port with its settings, listing the ports of the machine,
+//! and a simulated modem behind a pseudo-terminal.
+//!
+//! A blocking `serialport` handle with a short read timeout, owned by one thread per modem, is
+//! as fast as an async serial stream and much simpler. The pseudo-terminal gives tests (and
+//! `pregonero modem simulate`) a real tty path that the production code opens like any USB
+//! modem, while the simulator answers on the other side.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serialport::{DataBits, FlowControl, Parity, SerialPort, SerialPortType, StopBits, TTYPort};
+
+use super::simulator::{SimConfig, Simulator};
+
+/// How to open a modem's serial port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSettings {
+    /// `/dev/ttyUSB0`, `COM3`, or a pseudo-terminal's path.
+    pub path: String,
+    /// Bits per second; USB modems mostly ignore it, 115200 is the usual choice.
+    pub baud_rate: u32,
+    /// Data bits.
+    pub data_bits: DataBits,
+    /// Parity.
+    pub parity: Parity,
+    /// Stop bits.
+    pub stop_bits: StopBits,
+    /// Flow control.
+    pub flow_control: FlowControl,
+}
+
+impl PortSettings {
+    /// 115200 baud, 8 data bits, no parity, 1 stop bit, no flow control: what GSM USB modems
+    /// expect.
+    pub fn new(path: impl Into<String>) -> PortSettings {
+        PortSettings {
+            path: path.into(),
+            baud_rate: 115_200,
+            data_bits: DataBits::Eight,
+            parity: Parity::None,
+            stop_bits: StopBits::One,
+            flow_control: FlowControl::None,
+        }
+    }
+
+    /// Opens the port; reads wait at most `read_timeout` for a byte.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the port does not exist, is busy, or refuses the settings.
+    pub fn open(&self, read_timeout: Duration) -> Result<Box<dyn SerialPort>, serialport::Error> {
+        serialport::new(&self.path, self.baud_rate)
+            .data_bits(self.data_bits)
+            .parity(self.parity)
+            .stop_bits(self.stop_bits)
+            .flow_control(self.flow_control)
+            .timeout(read_timeout)
+            .open()
+    }
+}
+
+/// A serial port found on the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundPort {
+    /// Its path.
+    pub path: String,
+    /// USB vendor and product ids, when it is a USB device (`12d1:1506` is a Huawei modem).
+    pub usb: Option<(u16, u16)>,
+    /// The manufacturer and product the device reports, when it does.
+    pub description: Option<String>,
+}
+
+/// The serial ports of this machine.
+///
+/// # Errors
+///
+/// Fails when the operating system cannot list them.
+pub fn list_ports() -> Result<Vec<FoundPort>, serialport::Error> {
+    Ok(serialport::available_ports()?
+        .into_iter()
+        .map(|port| {
+            let (usb, description) = match port.port_type {
+                SerialPortType::UsbPort(info) => {
+                    let description = [info.manufacturer, info.product]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    (
+                        Some((info.vid, info.pid)),
+                        (!description.is_empty()).then_some(description),
+                    )
+                }
+                _ => (None, None),
+            };
+            FoundPort {
+                path: port.port_name,
+                usb,
+                description,
+            }
+        })
+        .collect())
+}
+
+/// A simulated modem answering on the master side of a pseudo-terminal.
+pub struct PtyModem {
+    path: String,
+    simulator: Arc<Mutex<Simulator>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PtyModem {
+    /// Opens a pseudo-terminal and starts answering on it.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the system has no pseudo-terminal to give.
+    pub fn start(config: SimConfig) -> io::Result<PtyModem> {
+        let (mut master, slave) = TTYPort::pair().map_err(io::Error::from)?;
+        let path = slave
+            .name()
+            .ok_or_else(|| io::Error::other("the pseudo-terminal has no path"))?;
+        master
+            .set_timeout(Duration::from_millis(2))
+            .map_err(io::Error::from)?;
+
+        let simulator = Arc::new(Mutex::new(Simulator::new(config)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (simulator, stop) = (simulator.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("modem-simulator".into())
+                .spawn(move || {
+                    // The slave end stays open here so that the terminal does not hang up
+                    // between the times the gateway opens and closes it.
+                    let _slave = slave;
+                    serve(&mut master, &simulator, &stop);
+                })?
+        };
+        Ok(PtyModem {
+            path,
+            simulator,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The path to open as the modem's serial port.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Acts on the simulator (to deliver a text or ring a call) at the current time.
+    pub fn with_simulator<R>(&self, act: impl FnOnce(&mut Simulator, u64) -> R) -> R {
+        let mut simulator = self.simulator.lock().unwrap_or_else(|e| e.into_inner());
+        act(&mut simulator, now_ms())
+    }
+}
+
+impl Drop for PtyModem {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(master: &mut TTYPort, simulator: &Mutex<Simulator>, stop: &AtomicBool) {
+    let mut buffer = [0u8; 1024];
+    while !stop.load(Ordering::Relaxed) {
+        let input = match master.read(&mut buffer) {
+            Ok(n) => &buffer[..n],
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => &[],
+            // Nobody has the slave open (EIO): wait for the gateway to open it again.
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(5));
+                &[]
+            }
+        };
+        let output = {
+            let mut sim = simulator.lock().unwrap_or_else(|e| e.into_inner());
+            let now = now_ms();
+            if !input.is_empty() {
+                sim.write(input, now);
+            }
+            sim.read(now)
+        };
+        if !output.is_empty() {
+            let _ = master.write_all(&output);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

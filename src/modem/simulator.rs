@@ -108,6 +108,10 @@ impl Simulator {
                 }
                 continue;
             }
+            // Outside a PDU an escape or Ctrl-Z means nothing, as on the real modem.
+            if matches!(byte, CTRL_Z | ESC) {
+                continue;
+            }
             if self.echo {
                 self.emit(now_ms, vec![byte]);
             }

@@ -1,0 +1,530 @@
+//! The modem actor: one thread owns a modem's serial port, and every AT command to that modem
+//! goes through it, one at a time.
+//!
+//! A modem answers one command at a time and interleaves unsolicited lines with the answers, so
+//! only one owner can make sense of its bytes. Callers hold a [`ModemHandle`]: they send a
+//! request with a `oneshot` for its answer and wait. Each request carries a timeout; a modem that
+//! does not answer in time fails that request, and a port that fails (a USB modem pulled out) is
+//! closed and reopened by its path with back-off, while requests fail fast with
+//! [`ModemError::Disconnected`] so that nothing waits on a dead port. Unsolicited result codes
+//! go out on an event channel, never mixed into an answer.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serialport::SerialPort;
+use tokio::sync::{mpsc, oneshot};
+
+use super::at::{Final, Framer, Line, Urc};
+use super::cms::CmsError;
+use super::transport::PortSettings;
+
+/// How long the thread waits for a byte before looking at its queue again.
+const POLL: Duration = Duration::from_millis(5);
+/// AT exchanges kept for the trace view.
+const TRACE_LEN: usize = 300;
+/// Ctrl-Z, which ends the PDU after the prompt; Esc abandons it.
+const CTRL_Z: u8 = 0x1A;
+const ESC: u8 = 0x1B;
+/// Longest pause between attempts to reopen a port that failed.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Why a request to the modem failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModemError {
+    /// The modem did not finish answering in time.
+    #[error("the modem did not answer `{command}` within {timeout:?}")]
+    Timeout {
+        /// The command.
+        command: String,
+        /// How long it was given.
+        timeout: Duration,
+    },
+    /// The modem answered `+CMS ERROR`.
+    #[error("{0}")]
+    Cms(CmsError),
+    /// The modem answered `+CME ERROR: n`.
+    #[error("`{command}` failed with +CME ERROR {code}")]
+    Cme {
+        /// The command.
+        command: String,
+        /// The code.
+        code: u16,
+    },
+    /// The modem answered `ERROR` (or a call result).
+    #[error("the modem refused `{command}`: {result}")]
+    Refused {
+        /// The command.
+        command: String,
+        /// What it answered.
+        result: String,
+    },
+    /// The port is closed or gone; the actor is trying to reopen it.
+    #[error("the modem's port is not open")]
+    Disconnected,
+    /// The actor has stopped.
+    #[error("the modem actor has stopped")]
+    Stopped,
+}
+
+/// One AT exchange, for the trace view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    /// Milliseconds since the actor started.
+    pub at_ms: u64,
+    /// `>` for what was written, `<` for what was read.
+    pub direction: char,
+    /// The text, cut to 512 characters.
+    pub text: String,
+}
+
+enum Request {
+    Command {
+        command: String,
+        expect: Vec<String>,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Vec<String>, ModemError>>,
+    },
+    SendPdu {
+        tpdu_length: usize,
+        hex: String,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<u8, ModemError>>,
+    },
+}
+
+/// The handle callers use; cheap to clone. The actor stops when every handle is dropped.
+#[derive(Clone)]
+pub struct ModemHandle {
+    requests: mpsc::UnboundedSender<Request>,
+    trace: Arc<Mutex<VecDeque<Exchange>>>,
+}
+
+impl ModemHandle {
+    /// Starts the actor for the port in `settings` and returns its handle and the channel of
+    /// unsolicited result codes. The port is opened (and reopened) by the actor's thread.
+    pub fn spawn(settings: PortSettings) -> (ModemHandle, mpsc::UnboundedReceiver<Urc>) {
+        let (requests, inbox) = mpsc::unbounded_channel();
+        let (events, urcs) = mpsc::unbounded_channel();
+        let trace = Arc::new(Mutex::new(VecDeque::with_capacity(TRACE_LEN)));
+        let actor = Actor {
+            settings,
+            inbox,
+            events,
+            trace: trace.clone(),
+            started: Instant::now(),
+            framer: Framer::new(),
+        };
+        std::thread::Builder::new()
+            .name("modem".into())
+            .spawn(move || actor.run())
+            .ok();
+        (ModemHandle { requests, trace }, urcs)
+    }
+
+    /// Sends `command` and returns the lines of its answer that start with one of `expect`
+    /// (all lines when `expect` is empty).
+    ///
+    /// # Errors
+    ///
+    /// Fails on a timeout, an error result, or a closed port.
+    pub async fn command(
+        &self,
+        command: &str,
+        expect: &[&str],
+        timeout: Duration,
+    ) -> Result<Vec<String>, ModemError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Command {
+                command: command.to_owned(),
+                expect: expect.iter().map(|s| (*s).to_owned()).collect(),
+                timeout,
+                reply,
+            })
+            .map_err(|_| ModemError::Stopped)?;
+        answer.await.map_err(|_| ModemError::Stopped)?
+    }
+
+    /// Sends one SMS-SUBMIT PDU with `AT+CMGS` and returns the message reference.
+    ///
+    /// # Errors
+    ///
+    /// Fails on a timeout, a `+CMS ERROR`, or a closed port.
+    pub async fn send_pdu(
+        &self,
+        tpdu_length: usize,
+        hex: &str,
+        timeout: Duration,
+    ) -> Result<u8, ModemError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::SendPdu {
+                tpdu_length,
+                hex: hex.to_owned(),
+                timeout,
+                reply,
+            })
+            .map_err(|_| ModemError::Stopped)?;
+        answer.await.map_err(|_| ModemError::Stopped)?
+    }
+
+    /// The last AT exchanges, oldest first.
+    pub fn trace(&self) -> Vec<Exchange> {
+        let trace = self.trace.lock().unwrap_or_else(|e| e.into_inner());
+        trace.iter().cloned().collect()
+    }
+}
+
+struct Actor {
+    settings: PortSettings,
+    inbox: mpsc::UnboundedReceiver<Request>,
+    events: mpsc::UnboundedSender<Urc>,
+    trace: Arc<Mutex<VecDeque<Exchange>>>,
+    started: Instant,
+    framer: Framer,
+}
+
+/// What the actor is waiting for on the port.
+enum Phase {
+    /// The final result of a command; the lines of its answer so far.
+    Answer(Vec<String>),
+    /// The `> ` prompt of `AT+CMGS`.
+    Prompt,
+}
+
+impl Actor {
+    fn run(mut self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut port = match self.settings.open(POLL) {
+                Ok(port) => {
+                    tracing::info!(port = %self.settings.path, "modem port opened");
+                    backoff = Duration::from_millis(100);
+                    port
+                }
+                Err(err) => {
+                    tracing::debug!(port = %self.settings.path, error = %err, "port not open");
+                    if !self.refuse_until(Instant::now() + backoff) {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            self.framer = Framer::new();
+            match self.serve(port.as_mut()) {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::error!(port = %self.settings.path, error = %err, "modem port failed");
+                }
+            }
+        }
+    }
+
+    /// Answers every request with `Disconnected` until `until`; `false` once every handle is
+    /// gone.
+    fn refuse_until(&mut self, until: Instant) -> bool {
+        while Instant::now() < until {
+            match self.inbox.try_recv() {
+                Ok(request) => fail(request, ModemError::Disconnected),
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+                Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(POLL),
+            }
+        }
+        true
+    }
+
+    /// Serves requests on an open port; returns `Ok` when every handle is gone and `Err` when
+    /// the port fails.
+    fn serve(&mut self, port: &mut dyn SerialPort) -> std::io::Result<()> {
+        loop {
+            let request = match self.inbox.try_recv() {
+                Ok(request) => request,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Idle: still read, so that URCs flow while nothing is asked.
+                    self.read_lines(port, &[])?;
+                    continue;
+                }
+            };
+            match request {
+                Request::Command {
+                    command,
+                    expect,
+                    timeout,
+                    reply,
+                } => {
+                    let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
+                    let result = self.exchange(port, &command, &expect, timeout);
+                    let (answer, port_error) = self.settle(port, result);
+                    let _ = reply.send(answer);
+                    if let Some(err) = port_error {
+                        return Err(err);
+                    }
+                }
+                Request::SendPdu {
+                    tpdu_length,
+                    hex,
+                    timeout,
+                    reply,
+                } => {
+                    let result = self.send_pdu(port, tpdu_length, &hex, timeout);
+                    let (answer, port_error) = self.settle(port, result);
+                    let _ = reply.send(answer);
+                    if let Some(err) = port_error {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns a request's outcome into its answer, and the port's failure, if that was the
+    /// cause. After a timeout the modem may still be mid-answer or waiting for a PDU: an escape
+    /// cancels the PDU, and what it says in the next moments is read and dropped, so that a
+    /// late `OK` is not taken for the next command's answer.
+    fn settle<T>(
+        &mut self,
+        port: &mut dyn SerialPort,
+        result: Result<T, Failure>,
+    ) -> (Result<T, ModemError>, Option<std::io::Error>) {
+        match result {
+            Ok(value) => (Ok(value), None),
+            Err(Failure::Port(err)) => (Err(ModemError::Disconnected), Some(err)),
+            Err(Failure::Modem(err @ ModemError::Timeout { .. })) => {
+                tracing::warn!(error = %err, "modem timeout; resynchronising");
+                let resync = port
+                    .write_all(&[ESC])
+                    .and_then(|()| self.drain(port, Duration::from_secs(1)));
+                (Err(err), resync.err())
+            }
+            Err(Failure::Modem(err)) => (Err(err), None),
+        }
+    }
+
+    /// Reads and drops answer lines until the modem has been quiet for `quiet`.
+    fn drain(&mut self, port: &mut dyn SerialPort, quiet: Duration) -> std::io::Result<()> {
+        let mut last = Instant::now();
+        while last.elapsed() < quiet {
+            if !self.read_lines(port, &[])?.is_empty() {
+                last = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    fn send_pdu(
+        &mut self,
+        port: &mut dyn SerialPort,
+        tpdu_length: usize,
+        hex: &str,
+        timeout: Duration,
+    ) -> Result<u8, Failure> {
+        let command = format!("AT+CMGS={tpdu_length}");
+        let deadline = Instant::now() + timeout;
+        self.write(port, &command, format!("{command}\r").as_bytes())?;
+        self.wait(port, &command, &[], Phase::Prompt, (deadline, timeout))?;
+
+        let mut pdu = hex.as_bytes().to_vec();
+        pdu.push(CTRL_Z);
+        self.write(port, hex, &pdu)?;
+        let lines = self.wait(
+            port,
+            &command,
+            &["+CMGS"],
+            Phase::Answer(Vec::new()),
+            (deadline, timeout),
+        )?;
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("+CMGS:")?.trim().parse::<u8>().ok())
+            .ok_or_else(|| {
+                Failure::Modem(ModemError::Refused {
+                    command,
+                    result: "no message reference in the answer".into(),
+                })
+            })
+    }
+
+    fn exchange(
+        &mut self,
+        port: &mut dyn SerialPort,
+        command: &str,
+        expect: &[&str],
+        timeout: Duration,
+    ) -> Result<Vec<String>, Failure> {
+        self.write(port, command, format!("{command}\r").as_bytes())?;
+        let deadline = Instant::now() + timeout;
+        self.wait(
+            port,
+            command,
+            expect,
+            Phase::Answer(Vec::new()),
+            (deadline, timeout),
+        )
+    }
+
+    /// Reads until the phase completes or the deadline passes. URCs go to the event channel.
+    fn wait(
+        &mut self,
+        port: &mut dyn SerialPort,
+        command: &str,
+        expect: &[&str],
+        mut phase: Phase,
+        (deadline, timeout): (Instant, Duration),
+    ) -> Result<Vec<String>, Failure> {
+        loop {
+            for line in self.read_lines(port, expect).map_err(Failure::Port)? {
+                match (&mut phase, line) {
+                    (Phase::Prompt, Line::Prompt) => return Ok(Vec::new()),
+                    (Phase::Answer(lines), Line::Response(text)) => lines.push(text),
+                    (Phase::Answer(lines), Line::Final(Final::Ok)) => {
+                        return Ok(std::mem::take(lines));
+                    }
+                    (_, Line::Final(result)) => {
+                        return Err(Failure::Modem(refusal(command, result)));
+                    }
+                    _ => {}
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::Modem(ModemError::Timeout {
+                    command: command.to_owned(),
+                    timeout,
+                }));
+            }
+        }
+    }
+
+    /// One read from the port, framed; URCs are sent out as events here.
+    fn read_lines(
+        &mut self,
+        port: &mut dyn SerialPort,
+        expect: &[&str],
+    ) -> std::io::Result<Vec<Line>> {
+        let mut buffer = [0u8; 512];
+        let n = match port.read(&mut buffer) {
+            Ok(0) => return Err(std::io::Error::other("the port was closed")),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut lines = self.framer.push(&buffer[..n], expect);
+        for line in &lines {
+            self.record('<', &describe(line));
+        }
+        lines.retain(|line| match line {
+            Line::Urc(urc) => {
+                let _ = self.events.send(urc.clone());
+                false
+            }
+            _ => true,
+        });
+        Ok(lines)
+    }
+
+    fn write(
+        &mut self,
+        port: &mut dyn SerialPort,
+        shown: &str,
+        bytes: &[u8],
+    ) -> Result<(), Failure> {
+        self.framer.sent(shown);
+        self.record('>', shown);
+        port.write_all(bytes).map_err(Failure::Port)
+    }
+
+    fn record(&self, direction: char, text: &str) {
+        let mut trace = self.trace.lock().unwrap_or_else(|e| e.into_inner());
+        if trace.len() == TRACE_LEN {
+            trace.pop_front();
+        }
+        trace.push_back(Exchange {
+            at_ms: self.started.elapsed().as_millis() as u64,
+            direction,
+            text: redact(text).chars().take(512).collect(),
+        });
+        tracing::debug!(direction = %direction, line = %redact(text).chars().take(120).collect::<String>(), "AT");
+    }
+}
+
+/// A request that failed because of the modem, or because of the port itself.
+enum Failure {
+    Modem(ModemError),
+    Port(std::io::Error),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Port(e)
+    }
+}
+
+fn fail(request: Request, error: ModemError) {
+    match request {
+        Request::Command { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Request::SendPdu { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+    }
+}
+
+fn refusal(command: &str, result: Final) -> ModemError {
+    match result {
+        Final::CmsError(code) => ModemError::Cms(CmsError(code)),
+        Final::CmeError(code) => ModemError::Cme {
+            command: command.to_owned(),
+            code,
+        },
+        other => ModemError::Refused {
+            command: command.to_owned(),
+            result: format!("{other:?}"),
+        },
+    }
+}
+
+fn describe(line: &Line) -> String {
+    match line {
+        Line::Final(f) => format!("{f:?}"),
+        Line::Prompt => ">".into(),
+        Line::Urc(u) => format!("{u:?}"),
+        Line::Response(r) => r.clone(),
+    }
+}
+
+/// Hides a SIM PIN in `AT+CPIN="1234"`; PINs never reach the trace or the log.
+fn redact(text: &str) -> String {
+    if text.to_ascii_uppercase().starts_with("AT+CPIN=") {
+        "AT+CPIN=\"****\"".into()
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_never_reach_the_trace() {
+        assert_eq!(redact("AT+CPIN=\"1234\""), "AT+CPIN=\"****\"");
+        assert_eq!(redact("at+cpin=1234"), "AT+CPIN=\"****\"");
+        assert_eq!(redact("AT+CSQ"), "AT+CSQ");
+    }
+
+    #[test]
+    fn error_results_become_modem_errors() {
+        assert_eq!(
+            refusal("AT+CMGS=20", Final::CmsError(42)),
+            ModemError::Cms(CmsError(42))
+        );
+        assert!(matches!(
+            refusal("AT+CPIN?", Final::CmeError(10)),
+            ModemError::Cme { code: 10, .. }
+        ));
+    }
+}

@@ -1,0 +1,127 @@
+//! The modem actor driving the simulated E303 through a pseudo-terminal, with the production
+//! serial-port code in between.
+
+use std::time::Duration;
+
+use pregonero::modem::actor::{ModemError, ModemHandle};
+use pregonero::modem::at::Urc;
+use pregonero::modem::cms::CmsError;
+use pregonero::modem::pdu::{SubmitOptions, encode_submit};
+use pregonero::modem::simulator::SimConfig;
+use pregonero::modem::transport::{PortSettings, PtyModem};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+async fn connect(config: SimConfig) -> (PtyModem, ModemHandle, UnboundedReceiver<Urc>) {
+    let sim = PtyModem::start(config).unwrap();
+    let (modem, events) = ModemHandle::spawn(PortSettings::new(sim.path()));
+    for command in ["ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0"] {
+        modem.command(command, &[], SECOND).await.unwrap();
+    }
+    (sim, modem, events)
+}
+
+fn pdu(to: &str, text: &str) -> (usize, String) {
+    let options = SubmitOptions {
+        status_report: true,
+        ..SubmitOptions::default()
+    };
+    let part = encode_submit(to, text, &options).unwrap().remove(0);
+    (part.tpdu_length, part.hex)
+}
+
+#[tokio::test]
+async fn identity_and_status_are_read() {
+    let (_sim, modem, _) = connect(SimConfig::default()).await;
+    assert_eq!(
+        modem.command("AT+CGMI", &[], SECOND).await.unwrap(),
+        ["huawei"]
+    );
+    assert_eq!(
+        modem.command("AT+CSQ", &["+CSQ"], SECOND).await.unwrap(),
+        ["+CSQ: 20,99"]
+    );
+    let refused = modem.command("AT+NONSENSE", &[], SECOND).await;
+    assert!(matches!(refused, Err(ModemError::Refused { .. })));
+    assert!(modem.trace().iter().any(|e| e.text == "AT+CSQ"));
+}
+
+#[tokio::test]
+async fn unsolicited_lines_during_a_send_are_events_not_answers() {
+    let config = SimConfig {
+        segment_time_ms: 200,
+        report_delay_ms: 50,
+        ..SimConfig::default()
+    };
+    let (sim, modem, mut events) = connect(config).await;
+    let (length, hex) = pdu("+59171234567", "Su cuota vence hoy");
+
+    let sending = tokio::spawn({
+        let modem = modem.clone();
+        async move { modem.send_pdu(length, &hex, 5 * SECOND).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    sim.with_simulator(|s, now| {
+        s.noise(now);
+        s.receive_sms("+59170000001", "BAJA", now);
+    });
+
+    assert_eq!(sending.await.unwrap(), Ok(0));
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let event = tokio::time::timeout(2 * SECOND, events.recv()).await;
+        seen.push(event.expect("an event in time").expect("the channel open"));
+    }
+    assert!(seen.contains(&Urc::Rssi(20)));
+    assert!(seen.iter().any(|e| matches!(e, Urc::NewMessage { .. })));
+    assert!(seen.iter().any(|e| matches!(e, Urc::StatusReport { .. })));
+}
+
+#[tokio::test]
+async fn a_cms_error_fails_the_send_with_its_code() {
+    let config = SimConfig {
+        segment_time_ms: 10,
+        failing_numbers: [("+59170000000".to_owned(), 21)].into(),
+        ..SimConfig::default()
+    };
+    let (_sim, modem, _) = connect(config).await;
+    let (length, hex) = pdu("+59170000000", "hola");
+    let result = modem.send_pdu(length, &hex, SECOND).await;
+    assert_eq!(result, Err(ModemError::Cms(CmsError(21))));
+    assert!(!CmsError(21).is_transient());
+}
+
+#[tokio::test]
+async fn after_a_timeout_the_late_answer_is_not_taken_for_the_next_one() {
+    let config = SimConfig {
+        segment_time_ms: 300,
+        ..SimConfig::default()
+    };
+    let (_sim, modem, _) = connect(config).await;
+    let (length, hex) = pdu("+59171234567", "tarde");
+    let result = modem
+        .send_pdu(length, &hex, Duration::from_millis(100))
+        .await;
+    assert!(matches!(result, Err(ModemError::Timeout { .. })));
+
+    // The +CMGS and OK that arrive late are drained; the next command gets its own answer.
+    assert_eq!(
+        modem.command("AT+CSQ", &["+CSQ"], SECOND).await.unwrap(),
+        ["+CSQ: 20,99"]
+    );
+}
+
+#[tokio::test]
+async fn a_vanished_port_fails_requests_fast() {
+    let (sim, modem, _) = connect(SimConfig::default()).await;
+    drop(sim);
+    let mut last = None;
+    for _ in 0..40 {
+        match modem.command("AT", &[], Duration::from_millis(100)).await {
+            Err(ModemError::Disconnected) => return,
+            other => last = Some(other),
+        }
+    }
+    panic!("still not disconnected: {last:?}");
+}

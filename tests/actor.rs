@@ -125,3 +125,21 @@ async fn a_vanished_port_fails_requests_fast() {
     }
     panic!("still not disconnected: {last:?}");
 }
+
+#[tokio::test]
+async fn the_session_reads_identity_and_network_status() {
+    let sim = PtyModem::start(SimConfig::default()).unwrap();
+    let (modem, _) = ModemHandle::spawn(PortSettings::new(sim.path()));
+    let identity = pregonero::modem::session::initialize(&modem).await.unwrap();
+    assert_eq!(identity.manufacturer, "huawei");
+    assert_eq!(identity.model, "E303");
+    assert_eq!(identity.imei.len(), 15);
+
+    let status = pregonero::modem::session::network_status(&modem)
+        .await
+        .unwrap();
+    assert!(status.registration.is_registered());
+    assert_eq!(status.signal.dbm, Some(-73));
+    assert_eq!(status.signal.bars, 4);
+    assert_eq!(status.operator.as_deref(), Some("Sim Movil"));
+}

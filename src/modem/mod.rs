@@ -5,5 +5,6 @@ pub mod actor;
 pub mod at;
 pub mod cms;
 pub mod pdu;
+pub mod session;
 pub mod simulator;
 pub mod transport;

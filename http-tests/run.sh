@@ -50,6 +50,8 @@ done
         PREGONERO_ADMIN_USERNAME=admin \
         PREGONERO_ADMIN_PASSWORD="$password" \
         PREGONERO_LOG=info \
+        PREGONERO_AUTO_START=false \
+        PREGONERO_SIM_SEGMENT_MS=10 \
         "$binary" serve
 ) >"$server_log" 2>&1 &
 server_pid=$!

@@ -10,12 +10,19 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use serde_json::json;
 
+use std::time::Duration;
+
 use crate::api::{self, AppState};
 use crate::auth::{TokenKeys, hash_password, random_hex, random_password};
 use crate::config::Config;
+use crate::dispatch::{self, SendingControl};
 use crate::domain::ModuleSet;
 use crate::eventlog::EventLog;
 use crate::metrics::Metrics;
+use crate::modem::actor::ModemHandle;
+use crate::modem::session;
+use crate::modem::simulator::SimConfig;
+use crate::modem::transport::{PortSettings, PtyModem};
 use crate::store::{MessageWriter, NewUser, Store};
 
 /// The settings key under which a generated token secret is kept.
@@ -27,6 +34,8 @@ pub struct Application {
     server: Server,
     events: Arc<EventLog>,
     store: Store,
+    /// The built-in simulated modem, when `modem_port` is `sim`; it lives as long as the service.
+    _simulator: Option<PtyModem>,
 }
 
 impl Application {
@@ -54,6 +63,19 @@ impl Application {
             .await
             .context("cannot migrate the database")?;
         store.spawn_checkpointer();
+        let recovered = store.recover_interrupted().await?;
+        if recovered != Default::default() {
+            tracing::warn!(
+                requeued = recovered.requeued,
+                for_review = recovered.for_review,
+                "recovered messages interrupted by the last stop"
+            );
+            events.record(
+                "dispatch.recovered",
+                None,
+                json!({"requeued": recovered.requeued, "for_review": recovered.for_review}),
+            );
+        }
         ensure_admin(&store, &config, &events).await?;
         let secret = match &config.jwt_secret {
             Some(secret) => secret.expose().to_owned(),
@@ -66,6 +88,9 @@ impl Application {
         let decoy_hash =
             tokio::task::spawn_blocking(|| hash_password(&random_password())).await??;
 
+        let sending = Arc::new(SendingControl::new(config.auto_start, config.window()?));
+        let simulator = start_modem(&config, &store, &sending, &events)?;
+
         let state = web::Data::new(AppState {
             writer: MessageWriter::spawn(store.clone()),
             store: store.clone(),
@@ -76,6 +101,7 @@ impl Application {
             region,
             decoy_hash,
             callers: Default::default(),
+            sending,
         });
 
         let listener = TcpListener::bind(&config.listen)
@@ -131,6 +157,7 @@ impl Application {
             server,
             events,
             store,
+            _simulator: simulator,
         })
     }
 
@@ -152,6 +179,65 @@ impl Application {
         tracing::info!("pregonero stopped");
         Ok(result?)
     }
+}
+
+/// The identifier of the one modem configured so far.
+const MODEM_ID: &str = "modem-1";
+
+/// Starts the modem's actor (on the built-in simulator when the port is `sim`), and once the
+/// modem has answered its init sequence, the dispatcher's worker for it.
+fn start_modem(
+    config: &Config,
+    store: &Store,
+    sending: &Arc<SendingControl>,
+    events: &Arc<EventLog>,
+) -> anyhow::Result<Option<PtyModem>> {
+    let (path, simulator) = if config.modem_port == "sim" {
+        let simulator = PtyModem::start(SimConfig {
+            segment_time_ms: config.sim_segment_ms,
+            ..SimConfig::default()
+        })
+        .context("cannot start the simulated modem")?;
+        (simulator.path().to_owned(), Some(simulator))
+    } else {
+        (config.modem_port.clone(), None)
+    };
+    let (modem, mut urcs) = ModemHandle::spawn(PortSettings::new(&path));
+
+    let (store, sending, events) = (store.clone(), sending.clone(), events.clone());
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(500);
+        let identity = loop {
+            match session::initialize(&modem).await {
+                Ok(identity) => break identity,
+                Err(err) => {
+                    tracing::warn!(modem.id = MODEM_ID, error = %err, "modem not ready; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        };
+        tracing::info!(
+            modem.id = MODEM_ID,
+            manufacturer = %identity.manufacturer,
+            model = %identity.model,
+            "modem ready"
+        );
+        events.record(
+            "modem.connected",
+            None,
+            json!({"modem": MODEM_ID, "model": identity.model}),
+        );
+        dispatch::spawn_worker(store, MODEM_ID.to_owned(), modem, sending);
+    });
+    // Received messages, calls and reports are handled by the inbox (issue 3); until then they
+    // are only traced.
+    tokio::spawn(async move {
+        while let Some(urc) = urcs.recv().await {
+            tracing::debug!(modem.id = MODEM_ID, urc = ?urc, "unsolicited");
+        }
+    });
+    Ok(simulator)
 }
 
 fn store_kind(config: &Config) -> &'static str {

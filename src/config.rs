@@ -102,6 +102,13 @@ pub struct Config {
     pub time_zone: String,
     /// Log filter in `tracing` syntax, e.g. `info` or `pregonero=debug`.
     pub log: String,
+    /// Hours when messages may go out, `HH:MM-HH:MM` in `time_zone`; may cross midnight.
+    pub sending_window: String,
+    /// Whether sending starts by itself once the modem is ready (otherwise: `POST
+    /// /v1/sending/start`).
+    pub auto_start: bool,
+    /// Milliseconds the built-in simulated modem takes for each segment.
+    pub sim_segment_ms: u64,
 }
 
 impl Default for Config {
@@ -118,6 +125,9 @@ impl Default for Config {
             default_region: "BO".into(),
             time_zone: "America/La_Paz".into(),
             log: "info".into(),
+            sending_window: "08:00-20:00".into(),
+            auto_start: true,
+            sim_segment_ms: 3_000,
         }
     }
 }
@@ -198,6 +208,27 @@ impl Config {
         if let Some(v) = lookup("PREGONERO_LOG") {
             self.log = v;
         }
+        if let Some(v) = lookup("PREGONERO_SENDING_WINDOW") {
+            self.sending_window = v;
+        }
+        if let Some(v) = lookup("PREGONERO_AUTO_START") {
+            self.auto_start = match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "PREGONERO_AUTO_START",
+                        reason: format!("`{v}` is not true or false"),
+                    });
+                }
+            };
+        }
+        if let Some(v) = lookup("PREGONERO_SIM_SEGMENT_MS") {
+            self.sim_segment_ms = v.parse().map_err(|_| ConfigError::Env {
+                name: "PREGONERO_SIM_SEGMENT_MS",
+                reason: format!("`{v}` is not a whole number of milliseconds"),
+            })?;
+        }
         Ok(())
     }
 
@@ -208,6 +239,7 @@ impl Config {
     /// Names the first setting whose value is not usable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.tz()?;
+        self.window()?;
         self.region()?;
         if !(1..=24 * 60).contains(&self.jwt_ttl_minutes) {
             return Err(ConfigError::Invalid {
@@ -255,6 +287,24 @@ impl Config {
             key: "time_zone",
             reason: format!("`{}` is not an IANA time zone", self.time_zone),
         })
+    }
+
+    /// The sending window.
+    ///
+    /// # Errors
+    ///
+    /// Fails when `sending_window` is not `HH:MM-HH:MM`.
+    pub fn window(&self) -> Result<crate::domain::SendingWindow, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: "sending_window",
+            reason,
+        };
+        let (start, end) = self
+            .sending_window
+            .split_once('-')
+            .ok_or_else(|| invalid(format!("`{}` is not HH:MM-HH:MM", self.sending_window)))?;
+        crate::domain::SendingWindow::parse(start, end, self.tz()?)
+            .map_err(|e| invalid(e.to_string()))
     }
 
     /// The region phone numbers default to.

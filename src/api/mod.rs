@@ -9,6 +9,7 @@ pub mod json;
 mod logs;
 mod messages;
 pub mod openapi;
+mod sending;
 pub mod time;
 mod users;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub decoy_hash: String,
     /// Callers recently authenticated.
     pub callers: caller::CallerCache,
+    /// Whether sending is started, and the window.
+    pub sending: Arc<crate::dispatch::SendingControl>,
 }
 
 /// Mounts every route, Swagger UI and the error handlers for malformed input.
@@ -64,6 +67,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(users::configure)
         .configure(api_keys::configure)
         .configure(logs::configure)
+        .configure(sending::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));

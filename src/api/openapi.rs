@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_keys, auth, error, health, logs, messages, users};
+use super::{api_keys, auth, error, health, logs, messages, sending, users};
 use crate::domain;
 
 /// The document.
@@ -23,6 +23,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         users::list, users::create, users::get, users::update, users::delete,
         api_keys::list, api_keys::create, api_keys::get, api_keys::revoke,
         logs::list, logs::day, logs::clear,
+        sending::get, sending::start, sending::stop,
         health::health, health::metrics,
     ),
     components(
@@ -42,6 +43,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         (name = "users", description = "People and their modules"),
         (name = "api-keys", description = "Credentials for machines"),
         (name = "logs", description = "The daily event log"),
+        (name = "sending", description = "Starting and stopping the sending of messages"),
         (name = "service", description = "Health and metrics"),
     )
 )]

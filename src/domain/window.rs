@@ -24,6 +24,17 @@ pub struct SendingWindow {
     tz: Tz,
 }
 
+impl std::fmt::Display for SendingWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}-{}",
+            self.start.format("%H:%M"),
+            self.end.format("%H:%M")
+        )
+    }
+}
+
 impl SendingWindow {
     /// Reads a window from `HH:MM` times in zone `tz`.
     ///
@@ -141,6 +152,12 @@ mod tests {
             window.closes_at(utc("2026-12-04T03:00:00Z")),
             Some(utc("2026-12-04T10:00:00Z"))
         );
+    }
+
+    #[test]
+    fn a_window_is_shown_as_it_is_written() {
+        let window = SendingWindow::parse("08:00", "20:30", LA_PAZ).unwrap();
+        assert_eq!(window.to_string(), "08:00-20:30");
     }
 
     #[test]

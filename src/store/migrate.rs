@@ -18,12 +18,20 @@ struct Migration {
 }
 
 /// The migrations, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_foundation.sql",
-    sqlite: include_str!("../../migrations/sqlite/0001_foundation.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_foundation.sql",
+        sqlite: include_str!("../../migrations/sqlite/0001_foundation.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_dispatch.sql",
+        sqlite: include_str!("../../migrations/sqlite/0002_dispatch.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_dispatch.sql"),
+    },
+];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.
 const PG_LOCK_KEY: i64 = 0x5052_4547_4f4e;
@@ -72,7 +80,7 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection, backend: Backend) -> Resu
         };
         let mut tx = conn.begin().await.map_err(failed)?;
         for statement in statements(sql) {
-            tx.execute(statement).await.map_err(failed)?;
+            tx.execute(statement.as_str()).await.map_err(failed)?;
         }
         sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -93,12 +101,19 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection, backend: Backend) -> Resu
     Ok(())
 }
 
-/// Splits a migration file into statements: comments dropped, one statement per `;`.
-fn statements(sql: &str) -> impl Iterator<Item = &str> {
-    sql.split(';').map(str::trim).filter(|s| {
-        s.lines()
-            .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with("--"))
-    })
+/// Splits a migration file into statements: comment lines dropped first (they may hold a `;`),
+/// then one statement per `;`.
+fn statements(sql: &str) -> Vec<String> {
+    let code: String = sql
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    code.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -106,11 +121,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn comment_only_chunks_are_not_statements() {
-        let sql = "-- a comment\nCREATE TABLE a (x BIGINT);\n-- trailing comment\n";
-        let found: Vec<_> = statements(sql).collect();
-        assert_eq!(found.len(), 1);
-        assert!(found[0].ends_with("CREATE TABLE a (x BIGINT)"));
+    fn comments_are_not_statements_even_with_a_semicolon() {
+        let sql = "-- a comment; with a semicolon\nCREATE TABLE a (x BIGINT);\n-- trailing\n";
+        let found = statements(sql);
+        assert_eq!(found, ["CREATE TABLE a (x BIGINT)"]);
     }
 
     #[test]

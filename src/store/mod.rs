@@ -6,6 +6,7 @@
 //! is what lets the API answer 2xx only for messages that a power cut cannot take back.
 
 mod api_keys;
+mod dispatch;
 mod messages;
 mod migrate;
 mod settings;
@@ -21,6 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use dispatch::{REVIEW_NOTE, Recovered};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
 pub use users::{NewUser, UserChanges, UserRecord};
 pub use writer::{InsertOutcome, MessageWriter};

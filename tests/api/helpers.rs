@@ -37,6 +37,11 @@ pub async fn spawn_app() -> TestApp {
         database_url: Some(Secret::new(database_url(&data_dir).await)),
         admin_username: Some(ADMIN.into()),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+        // Sending waits for POST /v1/sending/start, so tests see messages as they were stored;
+        // the simulated modem is quick, and the window never closes during a test.
+        auto_start: false,
+        sim_segment_ms: 10,
+        sending_window: "00:00-23:59".into(),
         ..Config::default()
     };
     let app = Application::build(config).await.expect("service starts");

@@ -9,4 +9,5 @@ mod helpers;
 mod logs;
 mod messages;
 mod openapi;
+mod sending;
 mod users;

@@ -1,0 +1,187 @@
+//! The dispatcher: one worker a modem claims due messages and hands their segments to the
+//! modem, only while sending is started and the sending window is open.
+//!
+//! Each segment is recorded before `AT+CMGS` is written and again when the network accepts it,
+//! so a crash at any moment leaves at most one segment in doubt, and that message is held for
+//! review rather than sent twice (see [`Store::recover_interrupted`]). `+CMS ERROR`s that may
+//! pass are retried with back-off; the others fail the message with a readable reason.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+
+use crate::domain::SendingWindow;
+use crate::modem::actor::{ModemError, ModemHandle};
+use crate::modem::pdu::{SubmitOptions, encode_submit};
+use crate::store::{MessageRecord, Store, StoreError, now_ms};
+
+/// How long one segment may take, from `AT+CMGS` to `+CMGS:`; real modems take 2–6 s.
+const SEGMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts before a message that keeps meeting passing errors is failed.
+const MAX_ATTEMPTS: i64 = 5;
+/// How long an idle worker waits before looking for due messages again.
+const IDLE: Duration = Duration::from_millis(250);
+/// How long the network keeps trying to deliver (24 hours).
+const VALIDITY_MINUTES: u32 = 24 * 60;
+
+/// Whether sending is started, shared by the API and the workers.
+#[derive(Debug)]
+pub struct SendingControl {
+    started: AtomicBool,
+    window: std::sync::RwLock<SendingWindow>,
+    wake: Notify,
+}
+
+impl SendingControl {
+    /// A control with sending started or stopped, and its window.
+    pub fn new(started: bool, window: SendingWindow) -> SendingControl {
+        SendingControl {
+            started: AtomicBool::new(started),
+            window: std::sync::RwLock::new(window),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Whether sending is started.
+    pub fn is_started(&self) -> bool {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Starts or stops sending. A stop lets the segment in flight finish; nothing new starts.
+    pub fn set_started(&self, started: bool) {
+        self.started.store(started, Ordering::Relaxed);
+        self.wake.notify_waiters();
+    }
+
+    /// The sending window.
+    pub fn window(&self) -> SendingWindow {
+        *self.window.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a message may go out now.
+    pub fn may_send_now(&self) -> bool {
+        self.is_started() && self.window().contains(Utc::now())
+    }
+
+    /// Wakes idle workers, e.g. after new messages were stored.
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+}
+
+/// Starts the worker for one modem.
+pub fn spawn_worker(
+    store: Store,
+    modem_id: String,
+    modem: ModemHandle,
+    control: Arc<SendingControl>,
+) {
+    tokio::spawn(async move {
+        loop {
+            if !control.may_send_now() {
+                idle(&control).await;
+                continue;
+            }
+            match store.claim_next(&modem_id).await {
+                Ok(Some(message)) => {
+                    let id = message.id;
+                    if let Err(err) = deliver(&store, &modem_id, &modem, message).await {
+                        tracing::error!(message.id = id, error = ?err, "dispatch step not recorded");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                Ok(None) => idle(&control).await,
+                Err(err) => {
+                    tracing::warn!(error = ?err, "cannot claim messages; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn idle(control: &SendingControl) {
+    let _ = tokio::time::timeout(IDLE, control.wake.notified()).await;
+}
+
+/// Sends one claimed message, segment by segment, recording each step.
+async fn deliver(
+    store: &Store,
+    modem_id: &str,
+    modem: &ModemHandle,
+    message: MessageRecord,
+) -> Result<(), StoreError> {
+    let id = message.id;
+    let options = SubmitOptions {
+        status_report: true,
+        validity_minutes: Some(VALIDITY_MINUTES),
+        // The same reference on every attempt, so resumed parts join the ones already sent.
+        reference: (id % 256) as u8,
+    };
+    let parts = match encode_submit(&message.to, &message.text, &options) {
+        Ok(parts) => parts,
+        Err(err) => return store.mark_failed(id, &err.to_string()).await,
+    };
+    if !store.start_sending(id).await? {
+        return Ok(()); // Cancelled after it was claimed.
+    }
+    let done = store.parts_sent(id).await?;
+
+    for part in parts.iter().filter(|p| !done.contains(&i64::from(p.part))) {
+        let number = (i64::from(part.part), i64::from(part.total));
+        store.part_handed(id, number, modem_id, &message.to).await?;
+        let result = modem
+            .send_pdu(part.tpdu_length, &part.hex, SEGMENT_TIMEOUT)
+            .await;
+        match result {
+            Ok(mr) => store.part_sent(id, number.0, mr).await?,
+            Err(ModemError::Timeout { .. }) => {
+                // The segment may be on the air: leave it in doubt for a person to review.
+                tracing::error!(message.id = id, part = part.part, "segment unconfirmed");
+                return store.mark_failed(id, crate::store::REVIEW_NOTE).await;
+            }
+            Err(ModemError::Cms(cms)) if !cms.is_transient() => {
+                store.part_refused(id, number.0).await?;
+                tracing::error!(message.id = id, error = %cms, "message failed");
+                return store.mark_failed(id, &cms.to_string()).await;
+            }
+            Err(err) => {
+                store.part_refused(id, number.0).await?;
+                return retry_or_fail(store, &message, &err.to_string()).await;
+            }
+        }
+    }
+    tracing::debug!(message.id = id, segments = parts.len(), "message sent");
+    store.mark_sent(id).await
+}
+
+async fn retry_or_fail(
+    store: &Store,
+    message: &MessageRecord,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let attempts = message.attempts + 1;
+    if attempts >= MAX_ATTEMPTS {
+        tracing::error!(
+            message.id = message.id,
+            attempts,
+            "message failed after retries"
+        );
+        return store.mark_failed(message.id, reason).await;
+    }
+    // 30 s, 1 min, 2 min, 4 min...
+    let delay_ms = 30_000 * (1_i64 << (attempts - 1).min(10));
+    tracing::warn!(
+        message.id = message.id,
+        attempts,
+        delay_ms,
+        reason,
+        "retrying later"
+    );
+    store
+        .retry_later(message.id, now_ms() + delay_ms, reason)
+        .await
+}

@@ -1,0 +1,237 @@
+//! What the dispatcher records: claiming a due message for a modem, each segment handed to the
+//! modem and confirmed, and the end of a message's way (sent, retried later, failed, or held for
+//! review). Every step is one conditional statement, so a message cancelled through the API in
+//! the meantime is never picked up again, and two gateway nodes never claim the same message.
+
+use super::messages::{COLUMNS, from_row};
+use super::{Backend, MessageRecord, Store, StoreError, now_ms};
+
+/// What start-up recovery found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Claimed or half-sent messages put back to `pending`.
+    pub requeued: u64,
+    /// Messages whose segment was with the modem when the process stopped: failed for review.
+    pub for_review: u64,
+}
+
+impl Store {
+    /// Puts back what a crash left half-done. Run at start-up, before any modem sends.
+    ///
+    /// A message whose segment was handed to the modem (`sending` part) may have reached the
+    /// network: it is failed with a note to review it rather than sent again. Messages claimed
+    /// but not started, or stopped between two segments, go back to `pending`; the segments
+    /// already confirmed are not sent again when they resume.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn recover_interrupted(&self) -> Result<Recovered, StoreError> {
+        let now = now_ms();
+        let for_review = sqlx::query(
+            "UPDATE messages SET status = 'failed', updated_at = $1, error = $2 \
+             WHERE status = 'sending' AND id IN \
+             (SELECT message_id FROM message_parts WHERE state = 'sending')",
+        )
+        .bind(now)
+        .bind(REVIEW_NOTE)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE message_parts SET state = 'unknown' WHERE state = 'sending'")
+            .execute(self.pool())
+            .await?;
+        let requeued = sqlx::query(
+            "UPDATE messages SET status = 'pending', updated_at = $1 \
+             WHERE status IN ('queued', 'sending')",
+        )
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(Recovered {
+            requeued,
+            for_review,
+        })
+    }
+
+    /// Claims the next due message for `modem_id`, oldest schedule first.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn claim_next(&self, modem_id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        let now = now_ms();
+        // PostgreSQL nodes skip rows another node is claiming; SQLite has one writer anyway.
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE messages SET status = 'queued', modem_id = $1, updated_at = $2 \
+             WHERE id = (SELECT id FROM messages WHERE status = 'pending' \
+             AND scheduled_for <= $2 ORDER BY scheduled_for, id LIMIT 1{lock}) \
+             AND status = 'pending' RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(modem_id)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Moves a claimed message to `sending`; `false` when it was cancelled meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn start_sending(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET status = 'sending', updated_at = $1 \
+             WHERE id = $2 AND status = 'queued'",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The segments of a message the network has already accepted.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn parts_sent(&self, id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT part FROM message_parts WHERE message_id = $1 AND state IN ('sent', \
+             'delivered', 'failed')",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(part,)| part).collect())
+    }
+
+    /// Records that a segment is being handed to the modem, before `AT+CMGS` is written.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does; then the segment must not be sent.
+    pub async fn part_handed(
+        &self,
+        id: i64,
+        (part, total): (i64, i64),
+        modem_id: &str,
+        recipient: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO message_parts (message_id, part, total, modem_id, recipient, state, \
+             handed_at) VALUES ($1, $2, $3, $4, $5, 'sending', $6) \
+             ON CONFLICT (message_id, part) DO UPDATE SET state = 'sending', \
+             modem_id = $4, handed_at = $6",
+        )
+        .bind(id)
+        .bind(part)
+        .bind(total)
+        .bind(modem_id)
+        .bind(recipient)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records the network's acceptance of a segment and its message reference.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn part_sent(&self, id: i64, part: i64, mr: u8) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE message_parts SET state = 'sent', mr = $1, sent_at = $2 \
+             WHERE message_id = $3 AND part = $4",
+        )
+        .bind(i64::from(mr))
+        .bind(now_ms())
+        .bind(id)
+        .bind(part)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a segment the modem refused: it did not go out.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn part_refused(&self, id: i64, part: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM message_parts WHERE message_id = $1 AND part = $2")
+            .bind(id)
+            .bind(part)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Every segment went out: the message is `sent`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn mark_sent(&self, id: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE messages SET status = 'sent', sent_at = $1, updated_at = $1, \
+             attempts = attempts + 1, error = NULL WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The attempt failed for a passing reason: back to `pending`, due again at `at` (ms).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn retry_later(&self, id: i64, at: i64, reason: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET status = 'pending', scheduled_for = $1, updated_at = $2, \
+             attempts = attempts + 1, error = $3, modem_id = NULL WHERE id = $4",
+        )
+        .bind(at)
+        .bind(now_ms())
+        .bind(reason)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The message will not go out: `failed`, with the reason.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn mark_failed(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET status = 'failed', updated_at = $1, attempts = attempts + 1, \
+             error = $2 WHERE id = $3",
+        )
+        .bind(now_ms())
+        .bind(reason)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+/// The error of a message interrupted while the modem had one of its segments.
+pub const REVIEW_NOTE: &str = "review: the service stopped while the modem was sending this \
+    message; a segment may have gone out, so it was not sent again";

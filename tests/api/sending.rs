@@ -1,0 +1,109 @@
+//! Starting and stopping the sending; messages going out through the simulated modem.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem, spawn_app};
+
+/// Polls a message until it reaches `status`, or fails after a few seconds.
+async fn wait_for(app: &TestApp, id: i64, status: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = app
+            .get(&format!("/v1/messages/{id}"), &app.admin_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if last["status"] == status {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("message {id} never became {status}: {last}");
+}
+
+#[tokio::test]
+async fn messages_go_out_once_sending_is_started() {
+    let app = spawn_app().await;
+    let short = app
+        .send(
+            json!({"to": "71234567", "text": "hola"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let long = app
+        .send(
+            json!({"to": "71234568", "text": "x".repeat(400)}),
+            StatusCode::CREATED,
+        )
+        .await;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = app
+        .get(&format!("/v1/messages/{}", short["id"]), &app.admin_token)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(still["status"], "pending");
+
+    let res = app
+        .post("/v1/sending/start", &app.admin_token, json!({}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["started"], true);
+
+    let sent = wait_for(&app, short["id"].as_i64().unwrap(), "sent").await;
+    assert_eq!(sent["attempts"], 1);
+    assert!(sent["sent_at"].is_string());
+    assert!(sent["error"].is_null());
+    let sent = wait_for(&app, long["id"].as_i64().unwrap(), "sent").await;
+    assert_eq!(sent["segments"], 3);
+}
+
+#[tokio::test]
+async fn stopped_sending_leaves_messages_pending() {
+    let app = spawn_app().await;
+    app.post("/v1/sending/start", &app.admin_token, json!({}))
+        .await;
+    let res = app
+        .post("/v1/sending/stop", &app.admin_token, json!({}))
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["started"], false);
+
+    let m = app
+        .send(
+            json!({"to": "71234567", "text": "espera"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still: Value = app
+        .get(&format!("/v1/messages/{}", m["id"]), &app.admin_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["status"], "pending");
+}
+
+#[tokio::test]
+async fn the_sending_state_shows_the_window() {
+    let app = spawn_app().await;
+    let state: Value = app
+        .get("/v1/sending", &app.admin_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["started"], false);
+    assert_eq!(state["window"], "00:00-23:59");
+    assert_eq!(state["time_zone"], "America/La_Paz");
+
+    let (_, reporter) = app.user_with("reporter", &["reports"]).await;
+    let res = app.post("/v1/sending/start", &reporter, json!({})).await;
+    assert_problem(res, StatusCode::FORBIDDEN, None).await;
+}

@@ -1,0 +1,78 @@
+//! Recovery after a crash: nothing accepted is lost, and nothing that may have gone out is sent
+//! again blindly.
+
+use pregonero::domain::{Channel, Encoding};
+use pregonero::store::{InsertOutcome, MessageWriter, NewMessage, REVIEW_NOTE, Store};
+
+fn message(n: u32) -> NewMessage {
+    NewMessage {
+        client_ref: format!("r-{n}"),
+        to: "+59171234567".into(),
+        text: format!("mensaje {n}"),
+        encoding: Encoding::Gsm7,
+        segments: 1,
+        load_id: None,
+        channel: Channel::Api,
+        created_by: "test".into(),
+        send_at: None,
+    }
+}
+
+#[tokio::test]
+async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("d.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let writer = MessageWriter::spawn(store.clone());
+    let stored = writer
+        .insert(vec![message(1), message(2), message(3)])
+        .await
+        .unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|o| matches!(o, InsertOutcome::Created(_)))
+    );
+
+    // 1: handed to the modem, no +CMGS yet. 2: claimed only. 3: untouched.
+    let first = store.claim_next("modem-1").await.unwrap().unwrap();
+    assert!(store.start_sending(first.id).await.unwrap());
+    store
+        .part_handed(first.id, (1, 1), "modem-1", &first.to)
+        .await
+        .unwrap();
+    let second = store.claim_next("modem-1").await.unwrap().unwrap();
+    assert_ne!(first.id, second.id);
+
+    let recovered = store.recover_interrupted().await.unwrap();
+    assert_eq!((recovered.requeued, recovered.for_review), (1, 1));
+
+    let first = store.message(first.id).await.unwrap().unwrap();
+    assert_eq!(first.status.as_str(), "failed");
+    assert_eq!(first.error.as_deref(), Some(REVIEW_NOTE));
+    let second = store.message(second.id).await.unwrap().unwrap();
+    assert_eq!(second.status.as_str(), "pending");
+
+    // Only the two that never reached the modem are claimed again.
+    let mut claimed = Vec::new();
+    while let Some(m) = store.claim_next("modem-1").await.unwrap() {
+        claimed.push(m.id);
+    }
+    assert_eq!(claimed.len(), 2);
+    assert!(!claimed.contains(&first.id));
+}
+
+#[tokio::test]
+async fn a_message_cancelled_after_its_claim_does_not_go_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let writer = MessageWriter::spawn(store.clone());
+    writer.insert(vec![message(1)]).await.unwrap();
+
+    let claimed = store.claim_next("modem-1").await.unwrap().unwrap();
+    store.cancel_message(claimed.id).await.unwrap();
+    assert!(!store.start_sending(claimed.id).await.unwrap());
+}

@@ -126,7 +126,7 @@ impl PtyModem {
             .name()
             .ok_or_else(|| io::Error::other("the pseudo-terminal has no path"))?;
         master
-            .set_timeout(Duration::from_millis(2))
+            .set_timeout(Duration::from_millis(10))
             .map_err(io::Error::from)?;
 
         let simulator = Arc::new(Mutex::new(Simulator::new(config)));

@@ -20,10 +20,12 @@ use crate::domain::ModuleSet;
 use crate::eventlog::EventLog;
 use crate::metrics::Metrics;
 use crate::modem::actor::ModemHandle;
+use crate::modem::at::Urc;
+use crate::modem::pdu::{self, Received, ReportOutcome};
 use crate::modem::session;
 use crate::modem::simulator::SimConfig;
 use crate::modem::transport::{PortSettings, PtyModem};
-use crate::store::{MessageWriter, NewUser, Store};
+use crate::store::{MessageWriter, NewUser, ReportEffect, Store};
 
 /// The settings key under which a generated token secret is kept.
 const JWT_SECRET_KEY: &str = "jwt_secret";
@@ -195,6 +197,7 @@ fn start_modem(
     let (path, simulator) = if config.modem_port == "sim" {
         let simulator = PtyModem::start(SimConfig {
             segment_time_ms: config.sim_segment_ms,
+            report_delay_ms: config.sim_segment_ms,
             ..SimConfig::default()
         })
         .context("cannot start the simulated modem")?;
@@ -202,7 +205,8 @@ fn start_modem(
     } else {
         (config.modem_port.clone(), None)
     };
-    let (modem, mut urcs) = ModemHandle::spawn(PortSettings::new(&path));
+    let (modem, urcs) = ModemHandle::spawn(PortSettings::new(&path));
+    tokio::spawn(handle_events(urcs, modem.clone(), store.clone()));
 
     let (store, sending, events) = (store.clone(), sending.clone(), events.clone());
     tokio::spawn(async move {
@@ -230,14 +234,90 @@ fn start_modem(
         );
         dispatch::spawn_worker(store, MODEM_ID.to_owned(), modem, sending);
     });
-    // Received messages, calls and reports are handled by the inbox (issue 3); until then they
-    // are only traced.
-    tokio::spawn(async move {
-        while let Some(urc) = urcs.recv().await {
-            tracing::debug!(modem.id = MODEM_ID, urc = ?urc, "unsolicited");
-        }
-    });
     Ok(simulator)
+}
+
+/// Acts on what the modem says unprompted. Status reports come straight (`+CDS`) or stored in
+/// the SIM (`+CDSI`, read and deleted here); received texts and calls are only traced until the
+/// inbox exists.
+async fn handle_events(
+    mut urcs: tokio::sync::mpsc::UnboundedReceiver<Urc>,
+    modem: ModemHandle,
+    store: Store,
+) {
+    while let Some(urc) = urcs.recv().await {
+        match urc {
+            Urc::StatusReport { pdu } => {
+                tokio::spawn(apply_report(store.clone(), pdu));
+            }
+            Urc::NewStatusReport { index, .. } => {
+                let read = modem
+                    .command(
+                        &format!("AT+CMGR={index}"),
+                        &["+CMGR"],
+                        Duration::from_secs(5),
+                    )
+                    .await;
+                if let Ok(lines) = read
+                    && let Some(pdu) = lines.get(1)
+                {
+                    tokio::spawn(apply_report(store.clone(), pdu.clone()));
+                    let delete = format!("AT+CMGD={index}");
+                    let _ = modem.command(&delete, &[], Duration::from_secs(5)).await;
+                }
+            }
+            other => tracing::debug!(modem.id = MODEM_ID, urc = ?other, "unsolicited"),
+        }
+    }
+}
+
+/// Records a status report. A report can overtake the record of its segment's `+CMGS` (the
+/// network may answer within milliseconds), so one that matches nothing is tried again a few
+/// times before it is let go.
+async fn apply_report(store: Store, pdu: String) {
+    let report = match pdu::decode(&pdu) {
+        Ok(Received::StatusReport(report)) => report,
+        other => {
+            tracing::warn!(modem.id = MODEM_ID, result = ?other, "not a status report");
+            return;
+        }
+    };
+    let delivered = match report.outcome() {
+        ReportOutcome::Delivered => Some(true),
+        ReportOutcome::Failed => Some(false),
+        ReportOutcome::Pending => None,
+    };
+    let mut wait = Duration::from_millis(200);
+    for _ in 0..6 {
+        let applied = store
+            .apply_report(
+                MODEM_ID,
+                report.message_reference,
+                &report.recipient.value,
+                delivered,
+                report.status,
+            )
+            .await;
+        match applied {
+            Ok(ReportEffect::Unmatched) if delivered.is_some() => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Ok(effect) => {
+                tracing::debug!(modem.id = MODEM_ID, effect = ?effect, "status report");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = ?err, "status report not recorded");
+                return;
+            }
+        }
+    }
+    tracing::info!(
+        modem.id = MODEM_ID,
+        mr = report.message_reference,
+        "unmatched status report"
+    );
 }
 
 fn store_kind(config: &Config) -> &'static str {

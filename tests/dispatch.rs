@@ -76,3 +76,97 @@ async fn a_message_cancelled_after_its_claim_does_not_go_out() {
     store.cancel_message(claimed.id).await.unwrap();
     assert!(!store.start_sending(claimed.id).await.unwrap());
 }
+
+#[tokio::test]
+async fn status_reports_deliver_a_message_part_by_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let writer = MessageWriter::spawn(store.clone());
+    let mut two_parts = message(1);
+    two_parts.segments = 2;
+    writer.insert(vec![two_parts, message(2)]).await.unwrap();
+
+    // Message 1 goes out as two segments (references 7 and 8), message 2 as one (reference 9).
+    let first = store.claim_next("modem-1").await.unwrap().unwrap();
+    store.start_sending(first.id).await.unwrap();
+    for (part, mr) in [(1, 7), (2, 8)] {
+        store
+            .part_handed(first.id, (part, 2), "modem-1", &first.to)
+            .await
+            .unwrap();
+        store.part_sent(first.id, part, mr).await.unwrap();
+    }
+    store.mark_sent(first.id).await.unwrap();
+    let second = store.claim_next("modem-1").await.unwrap().unwrap();
+    store.start_sending(second.id).await.unwrap();
+    store
+        .part_handed(second.id, (1, 1), "modem-1", &second.to)
+        .await
+        .unwrap();
+    store.part_sent(second.id, 1, 9).await.unwrap();
+    store.mark_sent(second.id).await.unwrap();
+
+    use pregonero::store::ReportEffect;
+    let to = first.to.clone();
+    assert_eq!(
+        store
+            .apply_report("modem-1", 7, &to, Some(true), 0)
+            .await
+            .unwrap(),
+        ReportEffect::Part {
+            message_id: first.id
+        }
+    );
+    assert_eq!(
+        store
+            .message(first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .as_str(),
+        "sent"
+    );
+    assert_eq!(
+        store
+            .apply_report("modem-1", 8, &to, Some(true), 0)
+            .await
+            .unwrap(),
+        ReportEffect::Delivered {
+            message_id: first.id
+        }
+    );
+    let first = store.message(first.id).await.unwrap().unwrap();
+    assert_eq!(first.status.as_str(), "delivered");
+    assert!(first.delivered_at.is_some());
+
+    // A report of failure fails the message; one for an unknown reference changes nothing.
+    assert_eq!(
+        store
+            .apply_report("modem-1", 9, &to, Some(false), 0x41)
+            .await
+            .unwrap(),
+        ReportEffect::Failed {
+            message_id: second.id
+        }
+    );
+    let second = store.message(second.id).await.unwrap().unwrap();
+    assert_eq!(second.status.as_str(), "failed");
+    assert!(second.error.unwrap().contains("0x41"));
+    assert_eq!(
+        store
+            .apply_report("modem-1", 99, &to, Some(true), 0)
+            .await
+            .unwrap(),
+        ReportEffect::Unmatched
+    );
+    assert_eq!(
+        store
+            .apply_report("modem-2", 7, &to, Some(true), 0)
+            .await
+            .unwrap(),
+        ReportEffect::Unmatched
+    );
+}

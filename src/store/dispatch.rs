@@ -185,7 +185,7 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "UPDATE messages SET status = 'sent', sent_at = $1, updated_at = $1, \
-             attempts = attempts + 1, error = NULL WHERE id = $2",
+             attempts = attempts + 1, error = NULL WHERE id = $2 AND status = 'sending'",
         )
         .bind(now)
         .bind(id)
@@ -235,3 +235,103 @@ impl Store {
 /// The error of a message interrupted while the modem had one of its segments.
 pub const REVIEW_NOTE: &str = "review: the service stopped while the modem was sending this \
     message; a segment may have gone out, so it was not sent again";
+
+/// What a status report changed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReportEffect {
+    /// No sent segment matches the report (it is old, or for another gateway's message).
+    Unmatched,
+    /// The segment was updated; the message is not final yet.
+    Part {
+        /// The message.
+        message_id: i64,
+    },
+    /// Every segment is delivered: the message is `delivered`.
+    Delivered {
+        /// The message.
+        message_id: i64,
+    },
+    /// The network gave up on a segment: the message is `failed`.
+    Failed {
+        /// The message.
+        message_id: i64,
+    },
+}
+
+impl Store {
+    /// Applies a status report to the segment it is about: the latest segment sent through
+    /// `modem_id` with message reference `mr` to `recipient`. `delivered` is the report's
+    /// verdict (`None` while the service centre is still trying); `status` its TP-ST.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn apply_report(
+        &self,
+        modem_id: &str,
+        mr: u8,
+        recipient: &str,
+        delivered: Option<bool>,
+        status: u8,
+    ) -> Result<ReportEffect, StoreError> {
+        let Some(delivered) = delivered else {
+            return Ok(ReportEffect::Unmatched);
+        };
+        let part: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT message_id, part FROM message_parts WHERE modem_id = $1 AND mr = $2 \
+             AND recipient = $3 AND state = 'sent' ORDER BY sent_at DESC LIMIT 1",
+        )
+        .bind(modem_id)
+        .bind(i64::from(mr))
+        .bind(recipient)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((message_id, part)) = part else {
+            return Ok(ReportEffect::Unmatched);
+        };
+
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE message_parts SET state = $1, reported_at = $2, report_status = $3 \
+             WHERE message_id = $4 AND part = $5",
+        )
+        .bind(if delivered { "delivered" } else { "failed" })
+        .bind(now)
+        .bind(i64::from(status))
+        .bind(message_id)
+        .bind(part)
+        .execute(self.pool())
+        .await?;
+
+        if !delivered {
+            sqlx::query(
+                "UPDATE messages SET status = 'failed', updated_at = $1, error = $2 \
+                 WHERE id = $3 AND status IN ('sending', 'sent')",
+            )
+            .bind(now)
+            .bind(format!(
+                "status report: not delivered (TP-ST 0x{status:02X})"
+            ))
+            .bind(message_id)
+            .execute(self.pool())
+            .await?;
+            return Ok(ReportEffect::Failed { message_id });
+        }
+
+        // Delivered once every segment of the message is: the total is on each part row.
+        let done = sqlx::query(
+            "UPDATE messages SET status = 'delivered', delivered_at = $1, updated_at = $1 \
+             WHERE id = $2 AND status IN ('sending', 'sent') AND segments = \
+             (SELECT COUNT(*) FROM message_parts WHERE message_id = $2 AND state = 'delivered')",
+        )
+        .bind(now)
+        .bind(message_id)
+        .execute(self.pool())
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            ReportEffect::Delivered { message_id }
+        } else {
+            ReportEffect::Part { message_id }
+        })
+    }
+}

@@ -22,7 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
-pub use dispatch::{REVIEW_NOTE, Recovered};
+pub use dispatch::{REVIEW_NOTE, Recovered, ReportEffect};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
 pub use users::{NewUser, UserChanges, UserRecord};
 pub use writer::{InsertOutcome, MessageWriter};

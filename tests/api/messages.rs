@@ -362,14 +362,14 @@ async fn cancelling_works_before_the_modem_and_is_idempotent() {
 #[tokio::test]
 async fn a_late_retry_of_a_stored_message_gets_its_answer() {
     let app = spawn_app().await;
-    // Stored with a send_at one second inside the five-minute tolerance...
-    let at = (chrono::Utc::now() - chrono::Duration::seconds(299)).to_rfc3339();
+    // Stored with a send_at two seconds inside the five-minute tolerance...
+    let at = (chrono::Utc::now() - chrono::Duration::seconds(298)).to_rfc3339();
     let body = json!({"to": "71234567", "text": "hola", "send_at": at, "ref": "late-1"});
     let first = app.send(body.clone(), StatusCode::CREATED).await;
 
     // ...and retried once that time has dropped out of it: the stored message comes back, not
     // a 422 that would tempt the client to send it again under a new ref.
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let again = app.send(body, StatusCode::OK).await;
     assert_eq!(again["id"], first["id"]);
 

@@ -138,7 +138,7 @@ async fn deliver(
             .await;
         match result {
             Ok(mr) => store.part_sent(id, number.0, mr).await?,
-            Err(ModemError::Timeout { .. }) => {
+            Err(ModemError::Timeout { .. } | ModemError::Unconfirmed { .. }) => {
                 // The segment may be on the air: leave it in doubt for a person to review.
                 tracing::error!(message.id = id, part = part.part, "segment unconfirmed");
                 return store.mark_failed(id, crate::store::REVIEW_NOTE).await;

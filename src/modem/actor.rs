@@ -60,6 +60,13 @@ pub enum ModemError {
         /// What it answered.
         result: String,
     },
+    /// The PDU was written, but the modem neither confirmed nor refused it: the segment may have
+    /// gone out.
+    #[error("the segment may have gone out unconfirmed: {reason}")]
+    Unconfirmed {
+        /// What happened instead of `+CMGS`.
+        reason: String,
+    },
     /// The port is closed or gone; the actor is trying to reopen it.
     #[error("the modem's port is not open")]
     Disconnected,
@@ -271,6 +278,10 @@ impl Actor {
                     reply,
                 } => {
                     let result = self.send_pdu(port, tpdu_length, &hex, timeout);
+                    if matches!(result, Err(Failure::Modem(_))) {
+                        // Whatever went wrong, the modem must not stay waiting for PDU text.
+                        let _ = port.write_all(&[ESC]);
+                    }
                     let (answer, port_error) = self.settle(port, result);
                     let _ = reply.send(answer);
                     if let Some(err) = port_error {
@@ -327,25 +338,37 @@ impl Actor {
         self.write(port, &command, format!("{command}\r").as_bytes())?;
         self.wait(port, &command, &[], Phase::Prompt, (deadline, timeout))?;
 
+        // From here the segment may reach the network: a failure that does not say the modem
+        // refused it leaves it unconfirmed, never simply failed.
         let mut pdu = hex.as_bytes().to_vec();
         pdu.push(CTRL_Z);
-        self.write(port, hex, &pdu)?;
-        let lines = self.wait(
-            port,
-            &command,
-            &["+CMGS"],
-            Phase::Answer(Vec::new()),
-            (deadline, timeout),
-        )?;
+        let unconfirmed = |reason: String| {
+            Failure::Modem(ModemError::Unconfirmed {
+                reason: reason.clone(),
+            })
+        };
+        self.write(port, hex, &pdu)
+            .map_err(|_| unconfirmed("the port failed while the PDU was written".into()))?;
+        let lines = self
+            .wait(
+                port,
+                &command,
+                &["+CMGS"],
+                Phase::Answer(Vec::new()),
+                (deadline, timeout),
+            )
+            .map_err(|failure| match failure {
+                Failure::Port(_) => unconfirmed("the port failed before +CMGS".into()),
+                other => other,
+            })?;
+        // `+CMGS: <mr>[,<scts or ackpdu>]`: the reference is the first field.
         lines
             .iter()
-            .find_map(|l| l.strip_prefix("+CMGS:")?.trim().parse::<u8>().ok())
-            .ok_or_else(|| {
-                Failure::Modem(ModemError::Refused {
-                    command,
-                    result: "no message reference in the answer".into(),
-                })
+            .find_map(|l| {
+                let fields = l.strip_prefix("+CMGS:")?;
+                fields.split(',').next()?.trim().parse::<u8>().ok()
             })
+            .ok_or_else(|| unconfirmed("OK without a message reference".into()))
     }
 
     fn exchange(

@@ -202,7 +202,8 @@ impl Store {
     pub async fn retry_later(&self, id: i64, at: i64, reason: &str) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE messages SET status = 'pending', scheduled_for = $1, updated_at = $2, \
-             attempts = attempts + 1, error = $3, modem_id = NULL WHERE id = $4",
+             attempts = attempts + 1, error = $3, modem_id = NULL \
+             WHERE id = $4 AND status IN ('queued', 'sending')",
         )
         .bind(at)
         .bind(now_ms())
@@ -221,7 +222,7 @@ impl Store {
     pub async fn mark_failed(&self, id: i64, reason: &str) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE messages SET status = 'failed', updated_at = $1, attempts = attempts + 1, \
-             error = $2 WHERE id = $3",
+             error = $2 WHERE id = $3 AND status IN ('queued', 'sending')",
         )
         .bind(now_ms())
         .bind(reason)
@@ -321,7 +322,8 @@ impl Store {
         // Delivered once every segment of the message is: the total is on each part row.
         let done = sqlx::query(
             "UPDATE messages SET status = 'delivered', delivered_at = $1, updated_at = $1 \
-             WHERE id = $2 AND status IN ('sending', 'sent') AND segments = \
+             WHERE id = $2 AND status IN ('sending', 'sent') AND \
+             (SELECT MAX(total) FROM message_parts WHERE message_id = $2) = \
              (SELECT COUNT(*) FROM message_parts WHERE message_id = $2 AND state = 'delivered')",
         )
         .bind(now)

@@ -87,8 +87,6 @@ impl Application {
                     .await?
             }
         };
-        let decoy_hash =
-            tokio::task::spawn_blocking(|| hash_password(&random_password())).await??;
 
         let sending = Arc::new(SendingControl::new(config.auto_start, config.window()?));
         let simulator = start_modem(&config, &store, &sending, &events)?;
@@ -101,7 +99,6 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             tz,
             region,
-            decoy_hash,
             callers: Default::default(),
             sending,
         });
@@ -117,7 +114,6 @@ impl Application {
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
                     let (metrics, events) = (metrics.clone(), events.clone());
-                    let route = format!("{} {}", req.method(), req.path());
                     let answer = srv.call(req);
                     async move {
                         let res = answer.await?;
@@ -125,6 +121,8 @@ impl Application {
                         metrics.observe(status, started.elapsed());
                         if status >= 500 {
                             // The cause is in the tracing output; the event log keeps the fact.
+                            let route =
+                                format!("{} {}", res.request().method(), res.request().path());
                             events.record("error", None, json!({"route": route, "status": status}));
                         }
                         Ok(res)

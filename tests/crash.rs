@@ -1,6 +1,8 @@
 //! Durability: the real binary is killed with SIGKILL while messages pour in, and every message
 //! it answered 2xx for is there after a restart.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,21 +19,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-async fn database_url(dir: &Path) -> String {
-    let Ok(server) = std::env::var("PREGONERO_TEST_POSTGRES_URL") else {
-        return format!("sqlite://{}", dir.join("crash.db").display());
-    };
-    use sqlx::Connection;
-    let name = format!("pregonero_crash_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let (base, _) = server.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
 }
 
 /// The running binary; killed when dropped, so a failing assertion leaves no process behind.
@@ -93,7 +80,7 @@ async fn token(client: &Client, base: &str) -> String {
 #[tokio::test]
 async fn every_acknowledged_message_survives_a_kill() {
     let dir = tempfile::tempdir().unwrap();
-    let url = database_url(dir.path()).await;
+    let url = common::fresh_database_url(dir.path()).await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = Client::new();

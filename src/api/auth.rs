@@ -9,7 +9,7 @@ use super::AppState;
 use super::caller::{Caller, Principal};
 use super::error::{self, ApiError};
 use super::json::JsonBody;
-use crate::auth::verify_password;
+use crate::auth::{decoy_hash, verify_password};
 use crate::domain::Module;
 
 /// Username and password.
@@ -80,12 +80,12 @@ pub async fn login(
     };
     // An unknown username is checked against a decoy hash so that it takes as long to refuse
     // as a wrong password, and does not tell which usernames exist.
-    let hash = user
-        .as_ref()
-        .map_or_else(|| state.decoy_hash.clone(), |u| u.password_hash.clone());
-    let matches = web::block(move || verify_password(&password, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = web::block(move || {
+        verify_password(&password, hash.as_deref().unwrap_or_else(|| decoy_hash()))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
 
     let peer = req
         .peer_addr()

@@ -46,8 +46,6 @@ pub struct AppState {
     pub tz: Tz,
     /// The region phone numbers default to.
     pub region: Region,
-    /// A hash to verify against when a username is unknown.
-    pub decoy_hash: String,
     /// Callers recently authenticated.
     pub callers: caller::CallerCache,
     /// Whether sending is started, and the window.

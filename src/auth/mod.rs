@@ -72,6 +72,13 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The hash an unknown username is checked against, made on first use (not at start-up, where
+/// it would cost every start an argon2 run).
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&random_password()).unwrap_or_default())
+}
+
 /// A random secret of `bytes` bytes, as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

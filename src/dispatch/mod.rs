@@ -89,7 +89,7 @@ pub fn spawn_worker(
                 Ok(Some(message)) => {
                     let id = message.id;
                     if let Err(err) = deliver(&store, &modem_id, &modem, message).await {
-                        tracing::error!(message.id = id, error = ?err, "dispatch step not recorded");
+                        tracing::error!(message.id = id, error = ?err, "dispatch not recorded");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }

@@ -469,7 +469,8 @@ impl Actor {
             direction,
             text: redact(text).chars().take(512).collect(),
         });
-        tracing::debug!(direction = %direction, line = %redact(text).chars().take(120).collect::<String>(), "AT");
+        let shown: String = redact(text).chars().take(120).collect();
+        tracing::debug!(direction = %direction, line = %shown, "AT");
     }
 }
 

@@ -28,8 +28,9 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         name: "0002_dispatch.sql",
-        sqlite: include_str!("../../migrations/sqlite/0002_dispatch.sql"),
-        postgres: include_str!("../../migrations/postgres/0002_dispatch.sql"),
+        // The same SQL serves both backends.
+        sqlite: include_str!("../../migrations/0002_dispatch.sql"),
+        postgres: include_str!("../../migrations/0002_dispatch.sql"),
     },
 ];
 

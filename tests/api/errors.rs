@@ -77,12 +77,7 @@ async fn each_bad_field_is_named() {
         assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some(field)).await;
     }
 
-    let page: Value = app
-        .get("/v1/messages", &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/v1/messages", &app.admin_token).await;
     assert!(
         page["items"].as_array().unwrap().is_empty(),
         "nothing was stored"

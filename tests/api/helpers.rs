@@ -34,7 +34,9 @@ pub async fn spawn_app() -> TestApp {
     let config = Config {
         listen: "127.0.0.1:0".into(),
         data_dir: data_dir.path().to_owned(),
-        database_url: Some(Secret::new(database_url(&data_dir).await)),
+        database_url: Some(Secret::new(
+            crate::common::fresh_database_url(data_dir.path()).await,
+        )),
         admin_username: Some(ADMIN.into()),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
         // Sending waits for POST /v1/sending/start, so tests see messages as they were stored;
@@ -56,25 +58,6 @@ pub async fn spawn_app() -> TestApp {
         _data_dir: data_dir,
         admin_token,
     }
-}
-
-/// An SQLite file in the test's folder, or a new database on the PostgreSQL server named by
-/// `PREGONERO_TEST_POSTGRES_URL`.
-async fn database_url(dir: &TempDir) -> String {
-    let Ok(server) = std::env::var("PREGONERO_TEST_POSTGRES_URL") else {
-        return format!("sqlite://{}", dir.path().join("test.db").display());
-    };
-    use sqlx::Connection;
-    let name = format!("pregonero_test_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(&server)
-        .await
-        .expect("PostgreSQL at PREGONERO_TEST_POSTGRES_URL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let (base, _) = server.rsplit_once('/').expect("URL with a database name");
-    format!("{base}/{name}")
 }
 
 /// Signs in and returns the session token.
@@ -102,6 +85,15 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// GETs `path` and returns its JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get(path, token)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
@@ -140,7 +132,10 @@ impl TestApp {
             .post(
                 "/v1/users",
                 &self.admin_token,
-                json!({"username": username, "name": username, "password": password, "modules": modules}),
+                json!({
+                    "username": username, "name": username,
+                    "password": password, "modules": modules
+                }),
             )
             .await;
         assert_eq!(res.status(), StatusCode::CREATED);

@@ -10,12 +10,7 @@ async fn sign_ins_and_changes_reach_the_days_log() {
     let app = spawn_app().await;
     app.user_with("reporter", &["reports"]).await;
 
-    let days: Value = app
-        .get("/v1/logs", &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let days: Value = app.get_json("/v1/logs", &app.admin_token).await;
     let day = days[0]["day"].as_str().unwrap().to_owned();
     let res = app.get(&format!("/v1/logs/{day}"), &app.admin_token).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -45,14 +40,9 @@ async fn the_log_is_cleared_by_admins_only() {
     let res = app.delete("/v1/logs", &app.admin_token).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["removed"], json!(1));
-    let days: Value = app.get("/v1/logs", &reporter).await.json().await.unwrap();
+    let days: Value = app.get_json("/v1/logs", &reporter).await;
     let day = days[0]["day"].as_str().unwrap();
-    let body: Value = app
-        .get(&format!("/v1/logs/{day}"), &reporter)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json(&format!("/v1/logs/{day}"), &reporter).await;
     assert_eq!(body["entries"].as_array().unwrap().len(), 1);
     assert_eq!(body["entries"][0]["event"], "logs.cleared");
 }

@@ -3,6 +3,8 @@
 
 mod api_keys;
 mod auth;
+#[path = "../common/mod.rs"]
+mod common;
 mod errors;
 mod health;
 mod helpers;

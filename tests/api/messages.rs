@@ -35,12 +35,7 @@ async fn a_message_is_stored_normalised_with_its_encoding_and_segments() {
         assert!(m[field].is_null(), "{field}");
     }
 
-    let stored: Value = app
-        .get(&location, &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.get_json(&location, &app.admin_token).await;
     assert_eq!(stored, m);
 }
 
@@ -82,12 +77,7 @@ async fn a_repeated_ref_returns_the_stored_message_or_a_conflict() {
             .contains(&first["id"].as_i64().unwrap().to_string())
     );
 
-    let page: Value = app
-        .get("/v1/messages", &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/v1/messages", &app.admin_token).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
 }
 
@@ -186,11 +176,8 @@ async fn a_batch_answers_per_item_and_stores_the_good_ones() {
     }
 
     let page: Value = app
-        .get("/v1/messages?phone=%2B51912345678", &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/messages?phone=%2B51912345678", &app.admin_token)
+        .await;
     assert_eq!(page["items"][0]["channel"], "batch");
     assert_eq!(page["items"][0]["id"], items[5]["id"]);
 }
@@ -217,12 +204,7 @@ async fn a_batch_over_the_limit_or_empty_is_refused_whole() {
         .await;
     assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("messages")).await;
 
-    let page: Value = app
-        .get("/v1/messages", &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/v1/messages", &app.admin_token).await;
     assert!(page["items"].as_array().unwrap().is_empty());
 }
 
@@ -277,7 +259,7 @@ async fn listing_filters_and_pages_with_a_cursor() {
     let mut seen = Vec::new();
     let mut path = "/v1/messages?limit=2".to_owned();
     loop {
-        let page: Value = app.get(&path, &app.admin_token).await.json().await.unwrap();
+        let page: Value = app.get_json(&path, &app.admin_token).await;
         for item in page["items"].as_array().unwrap() {
             seen.push(item["id"].as_i64().unwrap());
         }
@@ -290,19 +272,13 @@ async fn listing_filters_and_pages_with_a_cursor() {
     assert_eq!(seen, newest_first);
 
     let page: Value = app
-        .get("/v1/messages?phone=71234568", &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/messages?phone=71234568", &app.admin_token)
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
 
     let page: Value = app
-        .get("/v1/messages?status=cancelled", &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/messages?status=cancelled", &app.admin_token)
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["id"], *cancelled);
 

@@ -12,11 +12,8 @@ async fn wait_for(app: &TestApp, id: i64, status: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..200 {
         last = app
-            .get(&format!("/v1/messages/{id}"), &app.admin_token)
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json(&format!("/v1/messages/{id}"), &app.admin_token)
+            .await;
         if last["status"] == status {
             return last;
         }
@@ -43,11 +40,8 @@ async fn messages_go_out_once_sending_is_started() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let still = app
-        .get(&format!("/v1/messages/{}", short["id"]), &app.admin_token)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/messages/{}", short["id"]), &app.admin_token)
+        .await;
     assert_eq!(still["status"], "pending");
 
     let res = app
@@ -85,23 +79,15 @@ async fn stopped_sending_leaves_messages_pending() {
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let still: Value = app
-        .get(&format!("/v1/messages/{}", m["id"]), &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/messages/{}", m["id"]), &app.admin_token)
+        .await;
     assert_eq!(still["status"], "pending");
 }
 
 #[tokio::test]
 async fn the_sending_state_shows_the_window() {
     let app = spawn_app().await;
-    let state: Value = app
-        .get("/v1/sending", &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let state: Value = app.get_json("/v1/sending", &app.admin_token).await;
     assert_eq!(state["started"], false);
     assert_eq!(state["window"], "00:00-23:59");
     assert_eq!(state["time_zone"], "America/La_Paz");

@@ -12,7 +12,10 @@ async fn users_are_created_listed_changed_and_deleted() {
         .post(
             "/v1/users",
             &app.admin_token,
-            json!({"username": "mlopez", "name": "María López", "password": "una-clave-larga", "modules": ["reports"]}),
+            json!({
+                "username": "mlopez", "name": "María López",
+                "password": "una-clave-larga", "modules": ["reports"]
+            }),
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -92,12 +95,7 @@ async fn bad_user_fields_are_named() {
 #[tokio::test]
 async fn the_last_admin_cannot_be_disabled_demoted_or_deleted() {
     let app = spawn_app().await;
-    let me: Value = app
-        .get("/v1/auth/me", &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json("/v1/auth/me", &app.admin_token).await;
     let id = me["id"].as_str().unwrap();
 
     for change in [json!({"enabled": false}), json!({"modules": ["reports"]})] {

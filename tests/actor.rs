@@ -16,9 +16,11 @@ const SECOND: Duration = Duration::from_secs(1);
 async fn connect(config: SimConfig) -> (PtyModem, ModemHandle, UnboundedReceiver<Urc>) {
     let sim = PtyModem::start(config).unwrap();
     let (modem, events) = ModemHandle::spawn(PortSettings::new(sim.path()));
-    for command in ["ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0"] {
-        modem.command(command, &[], SECOND).await.unwrap();
-    }
+    assert!(
+        modem.wait_ready(5 * SECOND).await,
+        "{:?}",
+        modem.last_error()
+    );
     (sim, modem, events)
 }
 
@@ -105,7 +107,10 @@ async fn after_a_timeout_the_late_answer_is_not_taken_for_the_next_one() {
         .await;
     assert!(matches!(result, Err(ModemError::Timeout { .. })));
 
-    // The +CMGS and OK that arrive late are drained; the next command gets its own answer.
+    // The port is reset: the +CMGS and OK that arrive late are drained when it is opened again,
+    // and the next command gets its own answer.
+    assert!(modem.wait_ready(5 * SECOND).await);
+    assert!(modem.generation() >= 2, "the port was not reopened");
     assert_eq!(
         modem.command("AT+CSQ", &["+CSQ"], SECOND).await.unwrap(),
         ["+CSQ: 20,99"]
@@ -130,6 +135,7 @@ async fn a_vanished_port_fails_requests_fast() {
 async fn the_session_reads_identity_and_network_status() {
     let sim = PtyModem::start(SimConfig::default()).unwrap();
     let (modem, _) = ModemHandle::spawn(PortSettings::new(sim.path()));
+    assert!(modem.wait_ready(5 * SECOND).await);
     let identity = pregonero::modem::session::initialize(&modem).await.unwrap();
     assert_eq!(identity.manufacturer, "huawei");
     assert_eq!(identity.model, "E303");
@@ -142,4 +148,38 @@ async fn the_session_reads_identity_and_network_status() {
     assert_eq!(status.signal.dbm, Some(-73));
     assert_eq!(status.signal.bars, 4);
     assert_eq!(status.operator.as_deref(), Some("Sim Movil"));
+}
+
+#[tokio::test]
+async fn a_replugged_modem_is_initialised_again_before_it_sends() {
+    // The port is opened by a path that, like a udev symlink, points at whichever device is
+    // there now; the second simulator starts like a modem just switched on (echo on, text mode).
+    let folder = tempfile::tempdir().unwrap();
+    let link = folder.path().join("ttyGSM0");
+    let first = PtyModem::start(SimConfig::default()).unwrap();
+    std::os::unix::fs::symlink(first.path(), &link).unwrap();
+    let (modem, _) = ModemHandle::spawn(PortSettings::new(link.to_str().unwrap()));
+    assert!(modem.wait_ready(5 * SECOND).await);
+    let generation = modem.generation();
+
+    drop(first);
+    let second = PtyModem::start(SimConfig {
+        segment_time_ms: 10,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(second.path(), &link).unwrap();
+
+    let mut waited = 0;
+    while modem.generation() == generation || !modem.is_ready() {
+        // Requests meanwhile fail fast instead of hanging.
+        let _ = modem.command("AT", &[], Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 200, "not reopened: {:?}", modem.last_error());
+    }
+    let (length, hex) = pdu("+59171234567", "de nuevo");
+    assert_eq!(modem.send_pdu(length, &hex, 5 * SECOND).await, Ok(0));
+    assert_eq!(second.with_simulator(|s, _| s.sent().len()), 1);
 }

@@ -28,6 +28,19 @@ fn the_textbook_deliver_is_read() {
 }
 
 #[test]
+fn a_status_report_with_an_impossible_time_still_counts() {
+    // The same report with month 13 in the discharge time: the status must not be lost.
+    let report = match decode("0006D60B911326880736F4111011719551401131117195714000") {
+        Ok(Received::StatusReport(r)) => r,
+        other => panic!("not a status report: {other:?}"),
+    };
+    assert_eq!(report.message_reference, 0xD6);
+    assert!(report.submitted.is_some());
+    assert_eq!(report.discharged, None);
+    assert_eq!(report.status, 0);
+}
+
+#[test]
 fn a_status_report_is_read() {
     let report = match decode("0006D60B911326880736F4111011719551401110117195714000") {
         Ok(Received::StatusReport(r)) => r,
@@ -36,8 +49,14 @@ fn a_status_report_is_read() {
     assert_eq!(report.message_reference, 0xD6);
     assert_eq!(report.recipient.kind, AddressKind::International);
     assert_eq!(report.recipient.value, "+31628870634");
-    assert_eq!(report.submitted.to_rfc3339(), "2011-01-11T17:59:15+01:00");
-    assert_eq!(report.discharged.to_rfc3339(), "2011-01-11T17:59:17+01:00");
+    assert_eq!(
+        report.submitted.unwrap().to_rfc3339(),
+        "2011-01-11T17:59:15+01:00"
+    );
+    assert_eq!(
+        report.discharged.unwrap().to_rfc3339(),
+        "2011-01-11T17:59:17+01:00"
+    );
     assert_eq!(report.status, 0);
     assert_eq!(
         report.outcome(),

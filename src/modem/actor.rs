@@ -10,6 +10,7 @@
 //! go out on an event channel, never mixed into an answer.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,19 @@ const CTRL_Z: u8 = 0x1A;
 const ESC: u8 = 0x1B;
 /// Longest pause between attempts to reopen a port that failed.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a command of the init sequence may take.
+const INIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The init sequence, in order: echo off, numeric errors, PDU mode, new messages stored and
+/// announced with `+CMTI`, status reports routed straight out as `+CDS`, messages kept on the SIM.
+/// It runs every time the port is opened, before any request, so a modem that was replugged or
+/// rebooted is never asked to send in a mode it forgot.
+pub const INIT: [&str; 5] = [
+    "ATE0",
+    "AT+CMEE=1",
+    "AT+CMGF=0",
+    "AT+CNMI=2,1,0,1,0",
+    "AT+CPMS=\"SM\",\"SM\",\"SM\"",
+];
 
 /// Why a request to the modem failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,7 +100,26 @@ pub struct Exchange {
     pub text: String,
 }
 
+/// The state of the line, shared by the actor and its handles.
+#[derive(Debug, Default)]
+struct Link {
+    /// Counts the times the port was opened and initialised.
+    generation: AtomicU64,
+    /// Whether the port is open and initialised now.
+    ready: AtomicBool,
+    /// Why the port last failed or could not be initialised.
+    last_error: Mutex<Option<String>>,
+}
+
+impl Link {
+    fn failed(&self, reason: String) {
+        self.ready.store(false, Ordering::Release);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+}
+
 enum Request {
+    Close,
     Command {
         command: String,
         expect: Vec<String>,
@@ -106,6 +139,7 @@ enum Request {
 pub struct ModemHandle {
     requests: mpsc::UnboundedSender<Request>,
     trace: Arc<Mutex<VecDeque<Exchange>>>,
+    link: Arc<Link>,
 }
 
 impl ModemHandle {
@@ -115,11 +149,13 @@ impl ModemHandle {
         let (requests, inbox) = mpsc::unbounded_channel();
         let (events, urcs) = mpsc::unbounded_channel();
         let trace = Arc::new(Mutex::new(VecDeque::with_capacity(TRACE_LEN)));
+        let link = Arc::new(Link::default());
         let actor = Actor {
             settings,
             inbox,
             events,
             trace: trace.clone(),
+            link: link.clone(),
             started: Instant::now(),
             framer: Framer::new(),
         };
@@ -127,7 +163,52 @@ impl ModemHandle {
             .name("modem".into())
             .spawn(move || actor.run())
             .ok();
-        (ModemHandle { requests, trace }, urcs)
+        (
+            ModemHandle {
+                requests,
+                trace,
+                link,
+            },
+            urcs,
+        )
+    }
+
+    /// Whether the port is open and the init sequence has run on it.
+    pub fn is_ready(&self) -> bool {
+        self.link.ready.load(Ordering::Acquire)
+    }
+
+    /// Counts the times the port was opened and initialised; a change means the modem came
+    /// back (replugged, rebooted, or reset after it stopped answering).
+    pub fn generation(&self) -> u64 {
+        self.link.generation.load(Ordering::Acquire)
+    }
+
+    /// Why the port last failed, if it has.
+    pub fn last_error(&self) -> Option<String> {
+        self.link
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until the port is ready, for at most `timeout`; `false` when it is not by then.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Closes the port and stops the actor; requests made after this fail with
+    /// [`ModemError::Stopped`].
+    pub fn close(&self) {
+        let _ = self.requests.send(Request::Close);
     }
 
     /// Sends `command` and returns the lines of its answer that start with one of `expect`
@@ -189,6 +270,7 @@ struct Actor {
     inbox: mpsc::UnboundedReceiver<Request>,
     events: mpsc::UnboundedSender<Urc>,
     trace: Arc<Mutex<VecDeque<Exchange>>>,
+    link: Arc<Link>,
     started: Instant,
     framer: Framer,
 }
@@ -206,13 +288,11 @@ impl Actor {
         let mut backoff = Duration::from_millis(100);
         loop {
             let mut port = match self.settings.open(POLL) {
-                Ok(port) => {
-                    tracing::info!(port = %self.settings.path, "modem port opened");
-                    backoff = Duration::from_millis(100);
-                    port
-                }
+                Ok(port) => port,
                 Err(err) => {
                     tracing::debug!(port = %self.settings.path, error = %err, "port not open");
+                    self.link
+                        .failed(format!("cannot open {}: {err}", self.settings.path));
                     if !self.refuse_until(Instant::now() + backoff) {
                         return;
                     }
@@ -221,22 +301,78 @@ impl Actor {
                 }
             };
             self.framer = Framer::new();
+            if let Err(err) = self.prepare(port.as_mut()) {
+                tracing::warn!(port = %self.settings.path, error = %err, "modem not initialised");
+                self.link.failed(err.to_string());
+                drop(port);
+                if !self.refuse_until(Instant::now() + backoff) {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+            tracing::info!(port = %self.settings.path, "modem port opened and initialised");
+            backoff = Duration::from_millis(100);
+            self.link.generation.fetch_add(1, Ordering::AcqRel);
+            self.link.ready.store(true, Ordering::Release);
             match self.serve(port.as_mut()) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.link.ready.store(false, Ordering::Release);
+                    return;
+                }
                 Err(err) => {
                     tracing::error!(port = %self.settings.path, error = %err, "modem port failed");
+                    self.link.failed(err.to_string());
                 }
             }
         }
     }
 
+    /// Brings a freshly opened modem to a known state: whatever it was still saying (a late
+    /// answer from before a reset) is read and dropped, the SIM PIN is given if it asks for
+    /// one, and the init sequence runs.
+    fn prepare(&mut self, port: &mut dyn SerialPort) -> Result<(), ModemError> {
+        let as_modem = |failure: Failure| match failure {
+            Failure::Modem(err) => err,
+            Failure::Port(_) => ModemError::Disconnected,
+        };
+        // Esc abandons a PDU the modem may still be waiting for; `AT` then gets an `OK` once
+        // the modem listens, and what follows in a quiet moment is dropped.
+        port.write_all(&[ESC])
+            .map_err(|_| ModemError::Disconnected)?;
+        self.exchange(port, "AT", &[], INIT_TIMEOUT)
+            .map_err(as_modem)?;
+        self.drain(port, Duration::from_millis(200))
+            .map_err(|_| ModemError::Disconnected)?;
+
+        let pin_state = self.exchange(port, "AT+CPIN?", &["+CPIN"], INIT_TIMEOUT);
+        if let Ok(lines) = pin_state
+            && lines.iter().any(|l| l.contains("SIM PIN"))
+        {
+            let Some(pin) = self.settings.pin.clone() else {
+                return Err(ModemError::Refused {
+                    command: "AT+CPIN?".into(),
+                    result: "the SIM asks for a PIN and none is set".into(),
+                });
+            };
+            let command = format!("AT+CPIN=\"{}\"", pin.expose());
+            self.exchange(port, &command, &[], INIT_TIMEOUT)
+                .map_err(as_modem)?;
+        }
+        for command in INIT {
+            self.exchange(port, command, &[], INIT_TIMEOUT)
+                .map_err(as_modem)?;
+        }
+        Ok(())
+    }
+
     /// Answers every request with `Disconnected` until `until`; `false` once every handle is
-    /// gone.
+    /// gone or the port was closed on purpose.
     fn refuse_until(&mut self, until: Instant) -> bool {
         while Instant::now() < until {
             match self.inbox.try_recv() {
+                Ok(Request::Close) | Err(mpsc::error::TryRecvError::Disconnected) => return false,
                 Ok(request) => fail(request, ModemError::Disconnected),
-                Err(mpsc::error::TryRecvError::Disconnected) => return false,
                 Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(POLL),
             }
         }
@@ -248,6 +384,7 @@ impl Actor {
     fn serve(&mut self, port: &mut dyn SerialPort) -> std::io::Result<()> {
         loop {
             let request = match self.inbox.try_recv() {
+                Ok(Request::Close) => return Ok(()),
                 Ok(request) => request,
                 Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
                 Err(mpsc::error::TryRecvError::Empty) => {
@@ -257,6 +394,7 @@ impl Actor {
                 }
             };
             match request {
+                Request::Close => return Ok(()),
                 Request::Command {
                     command,
                     expect,
@@ -293,9 +431,9 @@ impl Actor {
     }
 
     /// Turns a request's outcome into its answer, and the port's failure, if that was the
-    /// cause. After a timeout the modem may still be mid-answer or waiting for a PDU: an escape
-    /// cancels the PDU, and what it says in the next moments is read and dropped, so that a
-    /// late `OK` is not taken for the next command's answer.
+    /// cause. A modem that did not answer in time is reset: an escape cancels a PDU it may be
+    /// waiting for, and the port is closed and opened again, so that a late answer is read and
+    /// dropped by [`Actor::prepare`] instead of being taken for the next command's.
     fn settle<T>(
         &mut self,
         port: &mut dyn SerialPort,
@@ -305,11 +443,10 @@ impl Actor {
             Ok(value) => (Ok(value), None),
             Err(Failure::Port(err)) => (Err(ModemError::Disconnected), Some(err)),
             Err(Failure::Modem(err @ ModemError::Timeout { .. })) => {
-                tracing::warn!(error = %err, "modem timeout; resynchronising");
-                let resync = port
-                    .write_all(&[ESC])
-                    .and_then(|()| self.drain(port, Duration::from_secs(1)));
-                (Err(err), resync.err())
+                tracing::warn!(error = %err, "modem timeout; resetting the port");
+                let _ = port.write_all(&[ESC]);
+                let reset = std::io::Error::other(format!("{err}; the port was reset"));
+                (Err(err), Some(reset))
             }
             Err(Failure::Modem(err)) => (Err(err), None),
         }
@@ -488,6 +625,7 @@ impl From<std::io::Error> for Failure {
 
 fn fail(request: Request, error: ModemError) {
     match request {
+        Request::Close => {}
         Request::Command { reply, .. } => {
             let _ = reply.send(Err(error));
         }

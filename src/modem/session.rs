@@ -8,16 +8,6 @@ use super::actor::{ModemError, ModemHandle};
 /// How long an ordinary command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The init sequence, in order: echo off, numeric errors, PDU mode, new messages stored and
-/// announced with `+CMTI`, status reports routed straight out as `+CDS`, messages kept on the SIM.
-const INIT: [&str; 5] = [
-    "ATE0",
-    "AT+CMEE=1",
-    "AT+CMGF=0",
-    "AT+CNMI=2,1,0,1,0",
-    "AT+CPMS=\"SM\",\"SM\",\"SM\"",
-];
-
 /// Who the modem and its SIM are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
@@ -98,15 +88,13 @@ pub struct NetworkStatus {
     pub operator: Option<String>,
 }
 
-/// Runs the init sequence and reads the identity.
+/// Reads the identity of a modem whose actor has run the init sequence
+/// ([`super::actor::INIT`]).
 ///
 /// # Errors
 ///
 /// Fails with the first command the modem refuses or does not answer.
 pub async fn initialize(modem: &ModemHandle) -> Result<Identity, ModemError> {
-    for command in INIT {
-        modem.command(command, &[], COMMAND_TIMEOUT).await?;
-    }
     let read = |command: &'static str| async move {
         let lines = modem.command(command, &[], COMMAND_TIMEOUT).await?;
         Ok::<_, ModemError>(identity_value(command, &lines))

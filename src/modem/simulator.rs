@@ -198,6 +198,7 @@ impl Simulator {
             "AT+CGMR" => ok("22.157.18.00.715\r\n"),
             "AT+CGSN" => ok("861234567890123\r\n"),
             "AT+CIMI" => ok("736020123456789\r\n"),
+            "AT+CPIN?" => ok("+CPIN: READY\r\n"),
             "AT+CSQ" => ok(&format!("+CSQ: {},99\r\n", self.config.signal)),
             "AT+CREG?" => ok("+CREG: 0,1\r\n"),
             "AT+COPS?" => ok("+COPS: 0,0,\"Sim Movil\",2\r\n"),

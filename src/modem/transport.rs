@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serialport::{DataBits, FlowControl, Parity, SerialPort, SerialPortType, StopBits, TTYPort};
 
 use super::simulator::{SimConfig, Simulator};
+use crate::config::Secret;
 
 /// How to open a modem's serial port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub struct PortSettings {
     pub stop_bits: StopBits,
     /// Flow control.
     pub flow_control: FlowControl,
+    /// The SIM's PIN, given when the SIM asks for it; never traced or logged.
+    pub pin: Option<Secret>,
 }
 
 impl PortSettings {
@@ -44,6 +47,7 @@ impl PortSettings {
             parity: Parity::None,
             stop_bits: StopBits::One,
             flow_control: FlowControl::None,
+            pin: None,
         }
     }
 

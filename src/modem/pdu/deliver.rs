@@ -76,10 +76,11 @@ pub struct StatusReport {
     pub message_reference: u8,
     /// The recipient of the message.
     pub recipient: Address,
-    /// When the service centre received the message.
-    pub submitted: DateTime<FixedOffset>,
-    /// When it reached the phone, or when the status last changed.
-    pub discharged: DateTime<FixedOffset>,
+    /// When the service centre received the message; `None` when the network wrote a time
+    /// that does not exist (some do), which must not cost the report.
+    pub submitted: Option<DateTime<FixedOffset>>,
+    /// When it reached the phone, or when the status last changed; `None` as above.
+    pub discharged: Option<DateTime<FixedOffset>>,
     /// TP-ST (TS 23.040 §9.2.3.15).
     pub status: u8,
 }
@@ -151,8 +152,8 @@ pub fn decode(hex: &str) -> Result<Received, PduError> {
             smsc,
             message_reference: reader.byte("message reference")?,
             recipient: read_address(&mut reader)?,
-            submitted: read_timestamp(&mut reader, "service centre time stamp")?,
-            discharged: read_timestamp(&mut reader, "discharge time")?,
+            submitted: read_lenient_timestamp(&mut reader, "service centre time stamp")?,
+            discharged: read_lenient_timestamp(&mut reader, "discharge time")?,
             status: reader.byte("status")?,
         })),
         other => Err(PduError::Unsupported(other)),
@@ -264,6 +265,19 @@ fn read_concat(mut header: &[u8]) -> Option<Concat> {
         }
     }
     None
+}
+
+/// Reads a time stamp that may hold nonsense: seven octets are taken either way, and a time
+/// that does not exist becomes `None`.
+fn read_lenient_timestamp(
+    reader: &mut Reader<'_>,
+    field: &'static str,
+) -> Result<Option<DateTime<FixedOffset>>, PduError> {
+    match read_timestamp(reader, field) {
+        Ok(at) => Ok(Some(at)),
+        Err(PduError::Invalid { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// Reads a 7-octet time stamp (TS 23.040 §9.2.3.11): swapped BCD year to second, then the zone

@@ -121,6 +121,9 @@ mod tests {
         };
         assert_eq!(r.message_reference, 0x2A);
         assert_eq!(r.recipient.value, "+59171234567");
-        assert_eq!(r.discharged.to_rfc3339(), "2026-12-03T09:15:34-04:00");
+        assert_eq!(
+            r.discharged.unwrap().to_rfc3339(),
+            "2026-12-03T09:15:34-04:00"
+        );
     }
 }

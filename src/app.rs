@@ -10,22 +10,17 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use serde_json::json;
 
-use std::time::Duration;
-
 use crate::api::{self, AppState};
 use crate::auth::{TokenKeys, hash_password, random_hex, random_password};
 use crate::config::Config;
-use crate::dispatch::{self, SendingControl};
+use crate::dispatch::SendingControl;
+use crate::dispatch::fleet::Fleet;
 use crate::domain::ModuleSet;
 use crate::eventlog::EventLog;
 use crate::metrics::Metrics;
-use crate::modem::actor::ModemHandle;
-use crate::modem::at::Urc;
-use crate::modem::pdu::{self, Received, ReportOutcome};
-use crate::modem::session;
 use crate::modem::simulator::SimConfig;
-use crate::modem::transport::{PortSettings, PtyModem};
-use crate::store::{MessageWriter, NewUser, ReportEffect, Store};
+use crate::modem::transport::PortSettings;
+use crate::store::{MessageWriter, NewUser, Store};
 
 /// The settings key under which a generated token secret is kept.
 const JWT_SECRET_KEY: &str = "jwt_secret";
@@ -36,8 +31,7 @@ pub struct Application {
     server: Server,
     events: Arc<EventLog>,
     store: Store,
-    /// The built-in simulated modem, when `modem_port` is `sim`; it lives as long as the service.
-    _simulator: Option<PtyModem>,
+    fleet: Arc<Fleet>,
 }
 
 impl Application {
@@ -65,7 +59,18 @@ impl Application {
             .await
             .context("cannot migrate the database")?;
         store.spawn_checkpointer();
-        let recovered = store.recover_interrupted().await?;
+        let modems: Vec<(String, PortSettings)> = config
+            .modem_list()
+            .into_iter()
+            .map(|m| {
+                let mut settings = PortSettings::new(&m.port);
+                settings.baud_rate = m.baud_rate;
+                settings.pin = m.pin;
+                (m.id, settings)
+            })
+            .collect();
+        let modem_ids: Vec<String> = modems.iter().map(|(id, _)| id.clone()).collect();
+        let recovered = store.recover_interrupted(&modem_ids).await?;
         if recovered != Default::default() {
             tracing::warn!(
                 requeued = recovered.requeued,
@@ -89,7 +94,19 @@ impl Application {
         };
 
         let sending = Arc::new(SendingControl::new(config.auto_start, config.window()?));
-        let simulator = start_modem(&config, &store, &sending, &events)?;
+        let fleet = Arc::new(Fleet::new(
+            store.clone(),
+            sending.clone(),
+            events.clone(),
+            region,
+            SimConfig {
+                segment_time_ms: config.sim_segment_ms,
+                report_delay_ms: config.sim_segment_ms,
+                ..SimConfig::default()
+            },
+            modems,
+        ));
+        fleet.start().await?;
 
         let state = web::Data::new(AppState {
             writer: MessageWriter::spawn(store.clone()),
@@ -101,6 +118,7 @@ impl Application {
             region,
             callers: Default::default(),
             sending,
+            fleet: fleet.clone(),
         });
 
         let listener = TcpListener::bind(&config.listen)
@@ -157,13 +175,18 @@ impl Application {
             server,
             events,
             store,
-            _simulator: simulator,
+            fleet,
         })
     }
 
     /// The port the service listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The modems of this node.
+    pub fn fleet(&self) -> Arc<Fleet> {
+        self.fleet.clone()
     }
 
     /// Serves until the process is asked to stop (Ctrl-C, SIGTERM), then finishes the requests
@@ -179,143 +202,6 @@ impl Application {
         tracing::info!("pregonero stopped");
         Ok(result?)
     }
-}
-
-/// The identifier of the one modem configured so far.
-const MODEM_ID: &str = "modem-1";
-
-/// Starts the modem's actor (on the built-in simulator when the port is `sim`), and once the
-/// modem has answered its init sequence, the dispatcher's worker for it.
-fn start_modem(
-    config: &Config,
-    store: &Store,
-    sending: &Arc<SendingControl>,
-    events: &Arc<EventLog>,
-) -> anyhow::Result<Option<PtyModem>> {
-    let (path, simulator) = if config.modem_port == "sim" {
-        let simulator = PtyModem::start(SimConfig {
-            segment_time_ms: config.sim_segment_ms,
-            report_delay_ms: config.sim_segment_ms,
-            ..SimConfig::default()
-        })
-        .context("cannot start the simulated modem")?;
-        (simulator.path().to_owned(), Some(simulator))
-    } else {
-        (config.modem_port.clone(), None)
-    };
-    let (modem, urcs) = ModemHandle::spawn(PortSettings::new(&path));
-    tokio::spawn(handle_events(urcs, modem.clone(), store.clone()));
-
-    let (store, sending, events) = (store.clone(), sending.clone(), events.clone());
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(500);
-        let identity = loop {
-            match session::initialize(&modem).await {
-                Ok(identity) => break identity,
-                Err(err) => {
-                    tracing::warn!(modem.id = MODEM_ID, error = %err, "modem not ready; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-        };
-        tracing::info!(
-            modem.id = MODEM_ID,
-            manufacturer = %identity.manufacturer,
-            model = %identity.model,
-            "modem ready"
-        );
-        events.record(
-            "modem.connected",
-            None,
-            json!({"modem": MODEM_ID, "model": identity.model}),
-        );
-        dispatch::spawn_worker(store, MODEM_ID.to_owned(), modem, sending);
-    });
-    Ok(simulator)
-}
-
-/// Acts on what the modem says unprompted. Status reports come straight (`+CDS`) or stored in
-/// the SIM (`+CDSI`, read and deleted here); received texts and calls are only traced until the
-/// inbox exists.
-async fn handle_events(
-    mut urcs: tokio::sync::mpsc::UnboundedReceiver<Urc>,
-    modem: ModemHandle,
-    store: Store,
-) {
-    while let Some(urc) = urcs.recv().await {
-        match urc {
-            Urc::StatusReport { pdu } => {
-                tokio::spawn(apply_report(store.clone(), pdu));
-            }
-            Urc::NewStatusReport { index, .. } => {
-                let read = modem
-                    .command(
-                        &format!("AT+CMGR={index}"),
-                        &["+CMGR"],
-                        Duration::from_secs(5),
-                    )
-                    .await;
-                if let Ok(lines) = read
-                    && let Some(pdu) = lines.get(1)
-                {
-                    tokio::spawn(apply_report(store.clone(), pdu.clone()));
-                    let delete = format!("AT+CMGD={index}");
-                    let _ = modem.command(&delete, &[], Duration::from_secs(5)).await;
-                }
-            }
-            other => tracing::debug!(modem.id = MODEM_ID, urc = ?other, "unsolicited"),
-        }
-    }
-}
-
-/// Records a status report. A report can overtake the record of its segment's `+CMGS` (the
-/// network may answer within milliseconds), so one that matches nothing is tried again a few
-/// times before it is let go.
-async fn apply_report(store: Store, pdu: String) {
-    let report = match pdu::decode(&pdu) {
-        Ok(Received::StatusReport(report)) => report,
-        other => {
-            tracing::warn!(modem.id = MODEM_ID, result = ?other, "not a status report");
-            return;
-        }
-    };
-    let delivered = match report.outcome() {
-        ReportOutcome::Delivered => Some(true),
-        ReportOutcome::Failed => Some(false),
-        ReportOutcome::Pending => None,
-    };
-    let mut wait = Duration::from_millis(200);
-    for _ in 0..6 {
-        let applied = store
-            .apply_report(
-                MODEM_ID,
-                report.message_reference,
-                &report.recipient.value,
-                delivered,
-                report.status,
-            )
-            .await;
-        match applied {
-            Ok(ReportEffect::Unmatched) if delivered.is_some() => {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-            Ok(effect) => {
-                tracing::debug!(modem.id = MODEM_ID, effect = ?effect, "status report");
-                return;
-            }
-            Err(err) => {
-                tracing::warn!(error = ?err, "status report not recorded");
-                return;
-            }
-        }
-    }
-    tracing::info!(
-        modem.id = MODEM_ID,
-        mr = report.message_reference,
-        "unmatched status report"
-    );
 }
 
 fn store_kind(config: &Config) -> &'static str {

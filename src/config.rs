@@ -87,7 +87,16 @@ pub struct Config {
     /// secret because a PostgreSQL URL may carry a password.
     pub database_url: Option<Secret>,
     /// Serial port of the modem (`/dev/ttyUSB0`, `COM3`) or `sim` for the built-in simulator.
+    /// Used when `modems` is empty.
     pub modem_port: String,
+    /// Id of that one modem. Ids name modems in the API and in each message's record; nodes
+    /// sharing one PostgreSQL database must give their modems different ids.
+    pub modem_id: String,
+    /// SIM PIN of that one modem, given when the SIM asks for it.
+    pub modem_pin: Option<Secret>,
+    /// Several modems, each `{ id, port, baud_rate, pin }`; when set, `modem_port`, `modem_id`
+    /// and `modem_pin` are not used.
+    pub modems: Vec<ModemConfig>,
     /// Key that signs session tokens; generated and stored in the database when unset.
     pub jwt_secret: Option<Secret>,
     /// Minutes a session token stays valid after sign-in.
@@ -111,6 +120,44 @@ pub struct Config {
     pub sim_segment_ms: u64,
 }
 
+/// One modem in the `modems` list.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ModemConfig {
+    /// Its id: letters, digits, `-` and `_`, at most 32.
+    pub id: String,
+    /// Its serial port, or `sim` for a simulated modem.
+    pub port: String,
+    /// Bits per second (115200 unless set).
+    #[serde(default = "default_baud_rate")]
+    pub baud_rate: u32,
+    /// The SIM PIN, given when the SIM asks for it.
+    #[serde(default)]
+    pub pin: Option<Secret>,
+}
+
+fn default_baud_rate() -> u32 {
+    115_200
+}
+
+/// Checks a modem id: 1–32 letters, digits, `-` or `_`.
+///
+/// # Errors
+///
+/// Says what is wrong with it.
+pub fn check_modem_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() || id.len() > 32 {
+        return Err("must have 1 to 32 characters");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("may hold only letters, digits, `-` and `_`");
+    }
+    Ok(())
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -118,6 +165,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             modem_port: "sim".into(),
+            modem_id: "modem-1".into(),
+            modem_pin: None,
+            modems: Vec::new(),
             jwt_secret: None,
             jwt_ttl_minutes: 60,
             admin_username: None,
@@ -184,6 +234,12 @@ impl Config {
         if let Some(v) = lookup("PREGONERO_MODEM_PORT") {
             self.modem_port = v;
         }
+        if let Some(v) = lookup("PREGONERO_MODEM_ID") {
+            self.modem_id = v;
+        }
+        if let Some(v) = lookup("PREGONERO_MODEM_PIN") {
+            self.modem_pin = Some(Secret::new(v));
+        }
         if let Some(v) = lookup("PREGONERO_JWT_SECRET") {
             self.jwt_secret = Some(Secret::new(v));
         }
@@ -241,6 +297,27 @@ impl Config {
         self.tz()?;
         self.window()?;
         self.region()?;
+        let modems = self.modem_list();
+        for (i, modem) in modems.iter().enumerate() {
+            if let Err(reason) = check_modem_id(&modem.id) {
+                return Err(ConfigError::Invalid {
+                    key: "modems",
+                    reason: format!("id `{}`: {reason}", modem.id),
+                });
+            }
+            if modems[..i].iter().any(|m| m.id == modem.id) {
+                return Err(ConfigError::Invalid {
+                    key: "modems",
+                    reason: format!("the id `{}` is given twice", modem.id),
+                });
+            }
+            if modem.port.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "modems",
+                    reason: format!("modem `{}` has no port", modem.id),
+                });
+            }
+        }
         if !(1..=24 * 60).contains(&self.jwt_ttl_minutes) {
             return Err(ConfigError::Invalid {
                 key: "jwt_ttl_minutes",
@@ -275,6 +352,19 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The modems to run: the `modems` list, or the one modem of `modem_port`.
+    pub fn modem_list(&self) -> Vec<ModemConfig> {
+        if !self.modems.is_empty() {
+            return self.modems.clone();
+        }
+        vec![ModemConfig {
+            id: self.modem_id.clone(),
+            port: self.modem_port.clone(),
+            baud_rate: default_baud_rate(),
+            pin: self.modem_pin.clone(),
+        }]
     }
 
     /// The configured time zone.

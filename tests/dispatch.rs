@@ -26,7 +26,7 @@ async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
     store.migrate().await.unwrap();
     let writer = MessageWriter::spawn(store.clone());
     let stored = writer
-        .insert(vec![message(1), message(2), message(3)])
+        .insert(vec![message(1), message(2), message(3), message(4)])
         .await
         .unwrap();
     assert!(
@@ -44,9 +44,22 @@ async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
         .unwrap();
     let second = store.claim_next("modem-1").await.unwrap().unwrap();
     assert_ne!(first.id, second.id);
+    // 4: handed to another node's modem, which is still sending it.
+    let other = store.claim_next("other-node-1").await.unwrap().unwrap();
+    assert!(store.start_sending(other.id).await.unwrap());
+    store
+        .part_handed(other.id, (1, 1), "other-node-1", &other.to)
+        .await
+        .unwrap();
 
-    let recovered = store.recover_interrupted().await.unwrap();
+    let recovered = store
+        .recover_interrupted(&["modem-1".to_owned()])
+        .await
+        .unwrap();
     assert_eq!((recovered.requeued, recovered.for_review), (1, 1));
+    let other = store.message(other.id).await.unwrap().unwrap();
+    assert_eq!(other.status.as_str(), "sending");
+    store.part_sent(other.id, 1, 3).await.unwrap();
 
     let first = store.message(first.id).await.unwrap().unwrap();
     assert_eq!(first.status.as_str(), "failed");

@@ -50,6 +50,8 @@ pub struct AppState {
     pub callers: caller::CallerCache,
     /// Whether sending is started, and the window.
     pub sending: Arc<crate::dispatch::SendingControl>,
+    /// The modems of this node.
+    pub fleet: Arc<crate::dispatch::fleet::Fleet>,
 }
 
 /// Mounts every route, Swagger UI and the error handlers for malformed input.

@@ -101,7 +101,12 @@ pub fn new_api_key_secret() -> String {
 
 /// The stored form of an API key secret: its SHA-256 in hex.
 pub fn hash_api_key(secret: &str) -> String {
-    to_hex(&Sha256::digest(secret.as_bytes()))
+    sha256_hex(secret)
+}
+
+/// The SHA-256 of a text, in hex.
+pub fn sha256_hex(text: &str) -> String {
+    to_hex(&Sha256::digest(text.as_bytes()))
 }
 
 fn to_hex(bytes: &[u8]) -> String {

@@ -6,6 +6,9 @@
 //! review rather than sent twice (see [`Store::recover_interrupted`]). `+CMS ERROR`s that may
 //! pass are retried with back-off; the others fail the message with a readable reason.
 
+pub mod fleet;
+pub mod inbound;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,22 +30,48 @@ const IDLE: Duration = Duration::from_millis(250);
 /// How long the network keeps trying to deliver (24 hours).
 const VALIDITY_MINUTES: u32 = 24 * 60;
 
-/// Whether sending is started, shared by the API and the workers.
+/// Whether sending is started, and the settings every worker follows, shared by the API and
+/// the workers.
 #[derive(Debug)]
 pub struct SendingControl {
     started: AtomicBool,
+    auto_start: AtomicBool,
     window: std::sync::RwLock<SendingWindow>,
+    signature: std::sync::RwLock<String>,
     wake: Notify,
 }
 
 impl SendingControl {
-    /// A control with sending started or stopped, and its window.
-    pub fn new(started: bool, window: SendingWindow) -> SendingControl {
+    /// A control with sending stopped; with `auto_start` it starts once a modem is ready.
+    pub fn new(auto_start: bool, window: SendingWindow) -> SendingControl {
         SendingControl {
-            started: AtomicBool::new(started),
+            started: AtomicBool::new(false),
+            auto_start: AtomicBool::new(auto_start),
             window: std::sync::RwLock::new(window),
+            signature: std::sync::RwLock::new(String::new()),
             wake: Notify::new(),
         }
+    }
+
+    /// Whether sending starts by itself once a modem is ready.
+    pub fn auto_start(&self) -> bool {
+        self.auto_start.load(Ordering::Relaxed)
+    }
+
+    /// Changes the settings an admin edits: window, auto-start, signature.
+    pub fn configure(&self, window: SendingWindow, auto_start: bool, signature: String) {
+        *self.window.write().unwrap_or_else(|e| e.into_inner()) = window;
+        self.auto_start.store(auto_start, Ordering::Relaxed);
+        *self.signature.write().unwrap_or_else(|e| e.into_inner()) = signature;
+        self.wake.notify_waiters();
+    }
+
+    /// The signature added to the end of every message, or an empty text.
+    pub fn signature(&self) -> String {
+        self.signature
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether sending is started.
@@ -72,20 +101,59 @@ impl SendingControl {
     }
 }
 
-/// Starts the worker for one modem.
+/// A worker's flags: asked to stop, and busy with a message.
+#[derive(Debug, Default)]
+pub struct Worker {
+    stopped: AtomicBool,
+    busy: AtomicBool,
+    idle: Notify,
+}
+
+impl Worker {
+    /// Asks the worker to stop once the message in hand is done.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    /// Whether the worker was asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Whether a message is in hand.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    /// Waits until no message is in hand.
+    pub async fn wait_idle(&self) {
+        while self.is_busy() {
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.idle.notified()).await;
+        }
+    }
+}
+
+/// Starts the worker for one modem; it ends when `worker` is stopped.
 pub fn spawn_worker(
     store: Store,
     modem_id: String,
     modem: ModemHandle,
     control: Arc<SendingControl>,
+    worker: Arc<Worker>,
 ) {
     tokio::spawn(async move {
-        loop {
-            if !control.may_send_now() {
+        while !worker.is_stopped() {
+            if !control.may_send_now() || !modem.is_ready() {
                 idle(&control).await;
                 continue;
             }
-            match store.claim_next(&modem_id).await {
+            worker.busy.store(true, Ordering::Release);
+            // Stopped between the check and the flag: nothing new is claimed.
+            if worker.is_stopped() {
+                break;
+            }
+            let claimed = store.claim_next(&modem_id).await;
+            match claimed {
                 Ok(Some(message)) => {
                     let id = message.id;
                     if let Err(err) = deliver(&store, &modem_id, &modem, message).await {
@@ -93,13 +161,21 @@ pub fn spawn_worker(
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
-                Ok(None) => idle(&control).await,
+                Ok(None) => {
+                    worker.busy.store(false, Ordering::Release);
+                    worker.idle.notify_waiters();
+                    idle(&control).await;
+                }
                 Err(err) => {
                     tracing::warn!(error = ?err, "cannot claim messages; retrying");
+                    worker.busy.store(false, Ordering::Release);
+                    worker.idle.notify_waiters();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
+        worker.busy.store(false, Ordering::Release);
+        worker.idle.notify_waiters();
     });
 }
 

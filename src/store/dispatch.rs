@@ -16,7 +16,9 @@ pub struct Recovered {
 }
 
 impl Store {
-    /// Puts back what a crash left half-done. Run at start-up, before any modem sends.
+    /// Puts back what a crash left half-done on this node's modems (`modem_ids`). Run at
+    /// start-up, before they send. Messages of other modems are left alone: on a shared
+    /// PostgreSQL database another node may be sending them right now.
     ///
     /// A message whose segment was handed to the modem (`sending` part) may have reached the
     /// network: it is failed with a note to review it rather than sent again. Messages claimed
@@ -26,29 +28,52 @@ impl Store {
     /// # Errors
     ///
     /// Fails when the database does.
-    pub async fn recover_interrupted(&self) -> Result<Recovered, StoreError> {
+    pub async fn recover_interrupted(&self, modem_ids: &[String]) -> Result<Recovered, StoreError> {
+        if modem_ids.is_empty() {
+            return Ok(Recovered::default());
+        }
         let now = now_ms();
-        let for_review = sqlx::query(
+        // $1 and $2 are taken; the ids follow.
+        let ids = |first: usize| {
+            (first..first + modem_ids.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let sql = format!(
             "UPDATE messages SET status = 'failed', updated_at = $1, error = $2 \
              WHERE status = 'sending' AND id IN \
-             (SELECT message_id FROM message_parts WHERE state = 'sending')",
-        )
-        .bind(now)
-        .bind(REVIEW_NOTE)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        sqlx::query("UPDATE message_parts SET state = 'unknown' WHERE state = 'sending'")
-            .execute(self.pool())
-            .await?;
-        let requeued = sqlx::query(
+             (SELECT message_id FROM message_parts WHERE state = 'sending' \
+              AND modem_id IN ({}))",
+            ids(3)
+        );
+        let mut query = sqlx::query(&sql).bind(now).bind(REVIEW_NOTE);
+        for id in modem_ids {
+            query = query.bind(id);
+        }
+        let for_review = query.execute(self.pool()).await?.rows_affected();
+
+        let sql = format!(
+            "UPDATE message_parts SET state = 'unknown' \
+             WHERE state = 'sending' AND modem_id IN ({})",
+            ids(1)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in modem_ids {
+            query = query.bind(id);
+        }
+        query.execute(self.pool()).await?;
+
+        let sql = format!(
             "UPDATE messages SET status = 'pending', updated_at = $1 \
-             WHERE status IN ('queued', 'sending')",
-        )
-        .bind(now)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
+             WHERE status IN ('queued', 'sending') AND modem_id IN ({})",
+            ids(2)
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for id in modem_ids {
+            query = query.bind(id);
+        }
+        let requeued = query.execute(self.pool()).await?.rows_affected();
         Ok(Recovered {
             requeued,
             for_review,

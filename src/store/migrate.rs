@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0002_dispatch.sql"),
         postgres: include_str!("../../migrations/0002_dispatch.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_inbox.sql",
+        sqlite: include_str!("../../migrations/sqlite/0003_inbox.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_inbox.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

@@ -7,6 +7,7 @@
 
 mod api_keys;
 mod dispatch;
+mod inbox;
 mod messages;
 mod migrate;
 mod settings;
@@ -23,6 +24,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use dispatch::{REVIEW_NOTE, Recovered, ReportEffect};
+pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
 pub use users::{NewUser, UserChanges, UserRecord};
 pub use writer::{InsertOutcome, MessageWriter};

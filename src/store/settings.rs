@@ -35,4 +35,36 @@ impl Store {
         .await?;
         Ok(self.setting(key).await?.unwrap_or_else(|| value.to_owned()))
     }
+
+    /// Sets a setting, replacing its value.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a setting; `false` when there was none.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn delete_setting(&self, key: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(key)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }

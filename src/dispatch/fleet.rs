@@ -1,0 +1,526 @@
+//! The modems of this node: each one's actor, its supervisor (identity, signal, the SIM sweep),
+//! its handler of unsolicited lines, and its dispatcher worker; connecting and disconnecting
+//! them at run time, and the settings of their ports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::inbound::Inbound;
+use super::{SendingControl, Worker, spawn_worker};
+use crate::domain::Region;
+use crate::eventlog::EventLog;
+use crate::modem::actor::{Exchange, ModemHandle};
+use crate::modem::session::{self, Identity, NetworkStatus};
+use crate::modem::simulator::SimConfig;
+use crate::modem::transport::{PortSettings, PtyModem};
+use crate::store::{Store, StoreError, now_ms};
+
+/// The port name that stands for the built-in simulated modem.
+pub const SIM_PORT: &str = "sim";
+/// How often signal, registration and operator are read, when the modem is not sending.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+/// How often the SIM is swept for texts and reports that were not announced.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How long the missing parts of a long text are waited for before it is stored with gaps.
+const FRAGMENT_MAX_AGE_MS: i64 = 48 * 60 * 60 * 1000;
+
+/// What the API shows of a modem.
+#[derive(Clone, Debug, Default)]
+pub struct ModemStatus {
+    /// Its id.
+    pub id: String,
+    /// The port it is opened by.
+    pub port: String,
+    /// Whether it is the built-in simulator.
+    pub simulated: bool,
+    /// Whether it is connected on purpose (not disconnected through the API).
+    pub enabled: bool,
+    /// Whether its port is open and initialised now.
+    pub ready: bool,
+    /// Who it is, once read.
+    pub identity: Option<Identity>,
+    /// Signal, registration and operator, last read.
+    pub network: Option<NetworkStatus>,
+    /// When `network` was read.
+    pub network_at: Option<i64>,
+    /// When it last became ready.
+    pub connected_since: Option<i64>,
+    /// The last thing that went wrong with it.
+    pub last_error: Option<String>,
+    /// Whether it is sending a message now.
+    pub busy: bool,
+}
+
+/// One configured modem and, while it is connected, what runs for it.
+struct Slot {
+    id: String,
+    /// The port settings of the start-up configuration.
+    defaults: PortSettings,
+    /// The settings in use: the defaults, or what an admin stored.
+    settings: std::sync::RwLock<PortSettings>,
+    running: Mutex<Option<Running>>,
+    status: Arc<std::sync::RwLock<ModemStatus>>,
+}
+
+struct Running {
+    modem: ModemHandle,
+    simulator: Option<Arc<PtyModem>>,
+    worker: Arc<Worker>,
+}
+
+/// Every modem of this node.
+pub struct Fleet {
+    store: Store,
+    control: Arc<SendingControl>,
+    events: Arc<EventLog>,
+    region: Region,
+    sim: SimConfig,
+    slots: BTreeMap<String, Arc<Slot>>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("modems", &self.slots.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The settings key under which an admin's port settings for a modem are kept.
+fn settings_key(id: &str) -> String {
+    format!("modem.{id}.port")
+}
+
+impl Fleet {
+    /// The fleet of `modems` (id and start-up port settings); nothing is opened yet.
+    pub fn new(
+        store: Store,
+        control: Arc<SendingControl>,
+        events: Arc<EventLog>,
+        region: Region,
+        sim: SimConfig,
+        modems: Vec<(String, PortSettings)>,
+    ) -> Fleet {
+        let slots = modems
+            .into_iter()
+            .map(|(id, settings)| {
+                let status = ModemStatus {
+                    id: id.clone(),
+                    port: settings.path.clone(),
+                    simulated: settings.path == SIM_PORT,
+                    ..ModemStatus::default()
+                };
+                let slot = Slot {
+                    id: id.clone(),
+                    defaults: settings.clone(),
+                    settings: std::sync::RwLock::new(settings),
+                    running: Mutex::new(None),
+                    status: Arc::new(std::sync::RwLock::new(status)),
+                };
+                (id, Arc::new(slot))
+            })
+            .collect();
+        Fleet {
+            store,
+            control,
+            events,
+            region,
+            sim,
+            slots,
+        }
+    }
+
+    /// The ids of this node's modems.
+    pub fn ids(&self) -> Vec<String> {
+        self.slots.keys().cloned().collect()
+    }
+
+    /// Applies stored port settings and connects every modem.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the stored settings cannot be read, or the simulator cannot start.
+    pub async fn start(&self) -> Result<(), StoreError> {
+        for slot in self.slots.values() {
+            if let Some(stored) = self.store.setting(&settings_key(&slot.id)).await? {
+                match PortSettings::from_json(&stored, &slot.defaults) {
+                    Ok(settings) => *write(&slot.settings) = settings,
+                    Err(err) => tracing::warn!(modem.id = %slot.id, error = %err,
+                        "stored port settings not usable; using the configured ones"),
+                }
+            }
+            if let Err(err) = self.connect(&slot.id).await {
+                tracing::error!(modem.id = %slot.id, error = %err, "modem not started");
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a modem (starting its simulator if it is one) and everything that runs for it;
+    /// nothing happens when it is connected already.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id or when a simulator cannot start.
+    pub async fn connect(&self, id: &str) -> Result<ModemStatus, FleetError> {
+        let slot = self.slot(id)?;
+        let mut running = slot.running.lock().await;
+        if running.is_none() {
+            *running = Some(self.launch(&slot)?);
+        }
+        drop(running);
+        Ok(read(&slot.status).clone())
+    }
+
+    /// Stops a modem's worker (the message on the air finishes), closes its port and stops
+    /// its simulator.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id.
+    pub async fn disconnect(&self, id: &str) -> Result<ModemStatus, FleetError> {
+        let slot = self.slot(id)?;
+        let taken = slot.running.lock().await.take();
+        if let Some(running) = taken {
+            running.worker.stop();
+            running.worker.wait_idle().await;
+            running.modem.close();
+            mark_disconnected(&slot.status);
+            tracing::info!(modem.id = %slot.id, "modem disconnected");
+            self.events
+                .record("modem.disconnected", None, json!({"modem": slot.id}));
+        }
+        Ok(read(&slot.status).clone())
+    }
+
+    /// The status of every modem, in id order.
+    pub fn list(&self) -> Vec<ModemStatus> {
+        self.slots
+            .values()
+            .map(|s| read(&s.status).clone())
+            .collect()
+    }
+
+    /// The status of one modem.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id.
+    pub fn status(&self, id: &str) -> Result<ModemStatus, FleetError> {
+        Ok(read(&self.slot(id)?.status).clone())
+    }
+
+    /// The running actor of a modem.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id, or a modem that is disconnected.
+    pub async fn handle(&self, id: &str) -> Result<ModemHandle, FleetError> {
+        let slot = self.slot(id)?;
+        let running = slot.running.lock().await;
+        running
+            .as_ref()
+            .map(|r| r.modem.clone())
+            .ok_or(FleetError::Disconnected)
+    }
+
+    /// The last AT exchanges of a modem (kept while it is connected).
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id, or a modem that is disconnected.
+    pub async fn trace(&self, id: &str) -> Result<Vec<Exchange>, FleetError> {
+        Ok(self.handle(id).await?.trace())
+    }
+
+    /// The simulator behind a simulated modem, to deliver a text or ring a call.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id, a disconnected modem, or one that is real.
+    pub async fn simulator(&self, id: &str) -> Result<Arc<PtyModem>, FleetError> {
+        let slot = self.slot(id)?;
+        let running = slot.running.lock().await;
+        match running.as_ref() {
+            None => Err(FleetError::Disconnected),
+            Some(r) => r.simulator.clone().ok_or(FleetError::NotSimulated),
+        }
+    }
+
+    /// The port settings in use, and the configured ones.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id.
+    pub fn settings(&self, id: &str) -> Result<(PortSettings, PortSettings), FleetError> {
+        let slot = self.slot(id)?;
+        let current = read(&slot.settings).clone();
+        Ok((current, slot.defaults.clone()))
+    }
+
+    /// Stores new port settings (`None`: back to the configured ones) and reconnects the
+    /// modem with them if it was connected.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id, or when the database does.
+    pub async fn set_settings(
+        &self,
+        id: &str,
+        settings: Option<PortSettings>,
+    ) -> Result<PortSettings, FleetError> {
+        let slot = self.slot(id)?;
+        let key = settings_key(id);
+        let settings = match settings {
+            Some(settings) => {
+                self.store.set_setting(&key, &settings.to_json()).await?;
+                settings
+            }
+            None => {
+                self.store.delete_setting(&key).await?;
+                slot.defaults.clone()
+            }
+        };
+        *write(&slot.settings) = settings.clone();
+        set_port(&slot.status, &settings.path);
+        let was_running = slot.running.lock().await.is_some();
+        if was_running {
+            self.disconnect(id).await?;
+            self.connect(id).await?;
+        }
+        Ok(settings)
+    }
+
+    fn slot(&self, id: &str) -> Result<Arc<Slot>, FleetError> {
+        self.slots.get(id).cloned().ok_or(FleetError::Unknown)
+    }
+
+    /// Starts the actor, the supervisor, the handler of unsolicited lines and the worker.
+    fn launch(&self, slot: &Arc<Slot>) -> Result<Running, FleetError> {
+        let mut settings = read(&slot.settings).clone();
+        let simulator = if settings.path == SIM_PORT {
+            let simulator = PtyModem::start(self.sim.clone())
+                .map_err(|e| FleetError::Simulator(e.to_string()))?;
+            settings.path = simulator.path().to_owned();
+            Some(Arc::new(simulator))
+        } else {
+            None
+        };
+        let (modem, mut urcs) = ModemHandle::spawn(settings);
+        let worker = Arc::new(Worker::default());
+        {
+            let mut status = write(&slot.status);
+            status.enabled = true;
+            status.ready = false;
+            status.identity = None;
+            status.last_error = None;
+        }
+
+        let inbound = Arc::new(Mutex::new(Inbound::new(
+            self.store.clone(),
+            slot.id.clone(),
+            self.region,
+            self.events.clone(),
+        )));
+        tokio::spawn({
+            let (modem, inbound) = (modem.clone(), inbound.clone());
+            async move {
+                while let Some(urc) = urcs.recv().await {
+                    inbound.lock().await.handle(&modem, urc).await;
+                }
+            }
+        });
+        tokio::spawn(
+            Supervisor {
+                store: self.store.clone(),
+                control: self.control.clone(),
+                events: self.events.clone(),
+                id: slot.id.clone(),
+                modem: modem.clone(),
+                status: slot.status.clone(),
+                worker: worker.clone(),
+                inbound,
+            }
+            .run(),
+        );
+        spawn_worker(
+            self.store.clone(),
+            slot.id.clone(),
+            modem.clone(),
+            self.control.clone(),
+            worker.clone(),
+        );
+        Ok(Running {
+            modem,
+            simulator,
+            worker,
+        })
+    }
+}
+
+/// Why a fleet request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// No modem has this id.
+    #[error("no modem has this id")]
+    Unknown,
+    /// The modem is disconnected.
+    #[error("the modem is disconnected")]
+    Disconnected,
+    /// The modem is a real one.
+    #[error("the modem is not simulated")]
+    NotSimulated,
+    /// The simulator could not start.
+    #[error("the simulated modem cannot start: {0}")]
+    Simulator(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Keeps one connected modem's status fresh, and notices when it comes back.
+struct Supervisor {
+    store: Store,
+    control: Arc<SendingControl>,
+    events: Arc<EventLog>,
+    id: String,
+    modem: ModemHandle,
+    status: Arc<std::sync::RwLock<ModemStatus>>,
+    worker: Arc<Worker>,
+    inbound: Arc<Mutex<Inbound>>,
+}
+
+impl Supervisor {
+    async fn run(self) {
+        let mut seen = 0;
+        let mut last_status: Option<Instant> = None;
+        let mut last_sweep = Instant::now();
+        while !self.worker.is_stopped() {
+            if !self.modem.is_ready() {
+                self.not_ready();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            let generation = self.modem.generation();
+            if generation != seen {
+                match session::initialize(&self.modem).await {
+                    Ok(identity) => {
+                        seen = generation;
+                        self.came_up(identity).await;
+                        last_status = None;
+                        last_sweep = Instant::now();
+                    }
+                    Err(err) => {
+                        write(&self.status).last_error = Some(err.to_string());
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+            // Status polls wait for a quiet moment; a modem busy for long is asked anyway, now
+            // and then, between two messages.
+            let quiet = !self.worker.is_busy();
+            let age = last_status.map(|at| at.elapsed());
+            if age.is_none_or(|age| (quiet && age >= STATUS_EVERY) || age >= 10 * STATUS_EVERY) {
+                last_status = Some(Instant::now());
+                match session::network_status(&self.modem).await {
+                    Ok(network) => self.set_network(network),
+                    Err(err) => write(&self.status).last_error = Some(err.to_string()),
+                }
+            }
+            if quiet && last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = Instant::now();
+                self.sweep().await;
+            }
+            write(&self.status).busy = self.worker.is_busy();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn set_network(&self, network: NetworkStatus) {
+        let mut status = write(&self.status);
+        status.network = Some(network);
+        status.network_at = Some(now_ms());
+    }
+
+    fn not_ready(&self) {
+        let mut status = write(&self.status);
+        if status.ready {
+            tracing::warn!(modem.id = %self.id, "modem lost");
+            self.events
+                .record("modem.lost", None, json!({"modem": self.id}));
+        }
+        status.ready = false;
+        status.last_error = self.modem.last_error();
+    }
+
+    /// The modem answered its init sequence (first time, or again after it came back).
+    async fn came_up(&self, identity: Identity) {
+        tracing::info!(
+            modem.id = %self.id,
+            manufacturer = %identity.manufacturer,
+            model = %identity.model,
+            "modem ready"
+        );
+        self.events.record(
+            "modem.connected",
+            None,
+            json!({"modem": self.id, "model": identity.model, "imei": identity.imei}),
+        );
+        self.mark_ready(identity);
+        if self.control.auto_start() {
+            self.control.set_started(true);
+        }
+        // Whatever arrived while nobody was listening is in the SIM.
+        self.sweep().await;
+    }
+
+    fn mark_ready(&self, identity: Identity) {
+        let mut status = write(&self.status);
+        status.ready = true;
+        status.identity = Some(identity);
+        status.connected_since = Some(now_ms());
+        status.last_error = None;
+    }
+
+    async fn sweep(&self) {
+        let swept = self.inbound.lock().await.sweep(&self.modem).await;
+        match swept {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(modem.id = %self.id, taken = n, "SIM swept"),
+            Err(err) => tracing::warn!(modem.id = %self.id, error = %err, "SIM not swept"),
+        }
+        match self.store.flush_stale_fragments(FRAGMENT_MAX_AGE_MS).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(count = ids.len(), "long texts stored with missing parts");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = ?err, "fragments not flushed"),
+        }
+    }
+}
+
+fn mark_disconnected(status: &std::sync::RwLock<ModemStatus>) {
+    let mut status = write(status);
+    status.enabled = false;
+    status.ready = false;
+    status.busy = false;
+}
+
+fn set_port(status: &std::sync::RwLock<ModemStatus>, path: &str) {
+    let mut status = write(status);
+    status.port = path.to_owned();
+    status.simulated = path == SIM_PORT;
+}
+
+fn read<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}

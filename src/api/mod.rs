@@ -5,9 +5,11 @@ mod auth;
 pub mod caller;
 pub mod error;
 mod health;
+mod inbox;
 pub mod json;
 mod logs;
 mod messages;
+mod modems;
 pub mod openapi;
 mod sending;
 pub mod time;
@@ -68,6 +70,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(api_keys::configure)
         .configure(logs::configure)
         .configure(sending::configure)
+        .configure(inbox::configure)
+        .configure(modems::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_keys, auth, error, health, logs, messages, sending, users};
+use super::{api_keys, auth, error, health, inbox, logs, messages, modems, sending, users};
 use crate::domain;
 
 /// The document.
@@ -24,6 +24,10 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         api_keys::list, api_keys::create, api_keys::get, api_keys::revoke,
         logs::list, logs::day, logs::clear,
         sending::get, sending::start, sending::stop,
+        inbox::list, inbox::get,
+        modems::list, modems::ports, modems::get, modems::get_settings, modems::put_settings,
+        modems::default_settings, modems::connect, modems::disconnect, modems::test_sms,
+        modems::trace, modems::simulate_inbound,
         health::health, health::metrics,
     ),
     components(
@@ -44,6 +48,8 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         (name = "api-keys", description = "Credentials for machines"),
         (name = "logs", description = "The daily event log"),
         (name = "sending", description = "Starting and stopping the sending of messages"),
+        (name = "inbox", description = "Received texts and calls"),
+        (name = "modems", description = "The GSM modems and their ports"),
         (name = "service", description = "Health and metrics"),
     )
 )]

@@ -68,6 +68,8 @@ pub struct Simulator {
     awaiting_pdu: Option<usize>,
     storage: BTreeMap<u32, Stored>,
     next_mr: u8,
+    /// The concatenation reference of the last long text received.
+    inbound_reference: u8,
     /// When the modem is busy sending, the time it will be free again.
     busy_until_ms: u64,
     scheduled: Vec<Scheduled>,
@@ -87,6 +89,7 @@ impl Simulator {
             awaiting_pdu: None,
             storage: BTreeMap::new(),
             next_mr: 0,
+            inbound_reference: 0,
             busy_until_ms: 0,
             scheduled: Vec::new(),
             sent: Vec::new(),
@@ -141,13 +144,35 @@ impl Simulator {
         self.scheduled.iter().map(|s| s.at_ms).min()
     }
 
-    /// A text arrives from `sender`: stored in the SIM and announced with `+CMTI`.
+    /// A text arrives from `sender`: each of its parts stored in the SIM and announced with
+    /// `+CMTI`.
     pub fn receive_sms(&mut self, sender: &str, text: &str, now_ms: u64) {
-        let Ok(pdu) = pdu::encode_deliver(sender, text, network_time(now_ms)) else {
+        self.inbound_reference = self.inbound_reference.wrapping_add(1);
+        let Ok(parts) =
+            pdu::encode_deliver_parts(sender, text, self.inbound_reference, network_time(now_ms))
+        else {
             return;
         };
+        for part in parts {
+            self.receive_pdu(part, now_ms);
+        }
+    }
+
+    /// An SMS-DELIVER PDU arrives as it is: stored in the SIM and announced with `+CMTI`.
+    pub fn receive_pdu(&mut self, pdu: String, now_ms: u64) {
         let index = self.store(0, pdu);
         self.say(now_ms, &format!("\r\n+CMTI: \"SM\",{index}\r\n"));
+    }
+
+    /// An SMS-DELIVER PDU stored in the SIM without an announcement, as when it came while the
+    /// gateway was not listening.
+    pub fn store_silently(&mut self, pdu: String) {
+        self.store(0, pdu);
+    }
+
+    /// How many messages the SIM holds.
+    pub fn stored(&self) -> usize {
+        self.storage.len()
     }
 
     /// A call rings from `caller`.

@@ -155,6 +155,25 @@ impl TestApp {
     }
 }
 
+/// Polls a message until it reaches `status`, or fails after ten seconds.
+pub async fn wait_for(app: &TestApp, id: i64, status: &str) -> Value {
+    let path = format!("/v1/messages/{id}");
+    poll(app, &path, |m| m["status"] == status).await
+}
+
+/// GETs `path` as the admin until `ready` holds for its body, or fails after ten seconds.
+pub async fn poll(app: &TestApp, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        last = app.get_json(path, &app.admin_token).await;
+        if ready(&last) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{path} never became ready: {last}");
+}
+
 /// Asserts that `res` is a problem+json with `status` naming `field`, and returns it.
 pub async fn assert_problem(res: Response, status: StatusCode, field: Option<&str>) -> Value {
     assert_eq!(res.status(), status);

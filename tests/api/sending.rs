@@ -5,22 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, spawn_app};
-
-/// Polls a message until it reaches `status`, or fails after ten seconds.
-async fn wait_for(app: &TestApp, id: i64, status: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..200 {
-        last = app
-            .get_json(&format!("/v1/messages/{id}"), &app.admin_token)
-            .await;
-        if last["status"] == status {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("message {id} never became {status}: {last}");
-}
+use crate::helpers::{assert_problem, spawn_app, wait_for};
 
 #[tokio::test]
 async fn messages_go_out_once_sending_is_started() {

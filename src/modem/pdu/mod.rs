@@ -14,7 +14,7 @@ mod submit;
 
 pub use address::{Address, AddressKind};
 pub use deliver::{Concat, Deliver, Received, ReportOutcome, StatusReport, decode};
-pub use network::{encode_deliver, encode_status_report};
+pub use network::{encode_deliver, encode_deliver_parts, encode_status_report};
 pub use submit::{Submit, SubmitOptions, encode_submit};
 
 /// Why a PDU could not be made or read.

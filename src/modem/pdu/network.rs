@@ -6,7 +6,7 @@ use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 
 use super::address::encode_recipient;
 use super::{PduError, septets, to_hex};
-use crate::domain::gsm7;
+use crate::domain::{Encoding, gsm7};
 
 /// An SMS-DELIVER from `sender` (`+` and digits) with `text`, as a modem prints it: SMSC length
 /// 0, then the TPDU. Texts outside the default alphabet go as UCS-2; one PDU, no header, so the
@@ -37,6 +37,55 @@ pub fn encode_deliver(
         tpdu.extend(octets);
     }
     Ok(format!("00{}", to_hex(&tpdu)))
+}
+
+/// A text from `sender` as the SMS-DELIVER PDUs of its parts: one PDU when it fits, otherwise
+/// one a part with a concatenation header (8-bit `reference`), as a phone sends a long text.
+///
+/// # Errors
+///
+/// Fails when the sender is not a number or the text needs more than 255 parts.
+pub fn encode_deliver_parts(
+    sender: &str,
+    text: &str,
+    reference: u8,
+    at: DateTime<FixedOffset>,
+) -> Result<Vec<String>, PduError> {
+    let (encoding, parts) = super::submit::split(text);
+    if parts.len() <= 1 {
+        return Ok(vec![encode_deliver(sender, text, at)?]);
+    }
+    let total = u8::try_from(parts.len()).map_err(|_| PduError::TooManyParts)?;
+    let mut address = Vec::with_capacity(12);
+    encode_recipient(sender, &mut address)?;
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, units)| {
+            let header = [0x05, 0x00, 0x03, reference, total, (i + 1) as u8];
+            let mut tpdu = vec![0x44]; // SMS-DELIVER with a user data header.
+            tpdu.extend(&address);
+            tpdu.push(0x00);
+            match encoding {
+                Encoding::Gsm7 => {
+                    tpdu.push(0x00);
+                    tpdu.extend(timestamp(at));
+                    // 48 header bits and one fill bit make 7 septets.
+                    tpdu.push((7 + units.len()) as u8);
+                    tpdu.extend(header);
+                    tpdu.extend(septets::pack(units, 1));
+                }
+                Encoding::Ucs2 => {
+                    tpdu.push(0x08);
+                    tpdu.extend(timestamp(at));
+                    tpdu.push((6 + units.len()) as u8);
+                    tpdu.extend(header);
+                    tpdu.extend(units);
+                }
+            }
+            Ok(format!("00{}", to_hex(&tpdu)))
+        })
+        .collect()
 }
 
 /// An SMS-STATUS-REPORT for message reference `mr` to `recipient`, with TP-ST `status`. Returns
@@ -102,6 +151,27 @@ mod tests {
                 d.timestamp.unwrap().to_rfc3339(),
                 "2026-12-03T09:15:30-04:00"
             );
+        }
+    }
+
+    #[test]
+    fn a_long_deliver_comes_in_parts_that_join_to_the_text() {
+        for text in ["¿".repeat(80) + "fin", "Cuota ".repeat(40)] {
+            let parts =
+                encode_deliver_parts("+59171234567", &text, 9, at("2026-12-03T09:15:30-04:00"))
+                    .unwrap();
+            assert!(parts.len() > 1);
+            let mut joined = String::new();
+            for (i, hex) in parts.iter().enumerate() {
+                let Ok(Received::Deliver(d)) = decode(hex) else {
+                    panic!("{hex}");
+                };
+                let concat = d.concat.unwrap();
+                assert_eq!((concat.reference, concat.part), (9, i as u8 + 1));
+                assert_eq!(usize::from(concat.total), parts.len());
+                joined.push_str(&d.text);
+            }
+            assert_eq!(joined, text);
         }
     }
 

@@ -119,7 +119,7 @@ pub fn encode_submit(
 /// Splits a text into the user data of its segments: septet codes for GSM-7, UTF-16BE octets
 /// for UCS-2. A part never ends between an escape and its character, nor inside a surrogate
 /// pair.
-fn split(text: &str) -> (Encoding, Vec<Vec<u8>>) {
+pub(super) fn split(text: &str) -> (Encoding, Vec<Vec<u8>>) {
     let mut gsm = Vec::with_capacity(text.len());
     let mut boundaries = Vec::with_capacity(text.len());
     let fits_gsm7 = text.chars().all(|c| {

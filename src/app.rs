@@ -13,8 +13,8 @@ use serde_json::json;
 use crate::api::{self, AppState};
 use crate::auth::{TokenKeys, hash_password, random_hex, random_password};
 use crate::config::Config;
-use crate::dispatch::SendingControl;
 use crate::dispatch::fleet::Fleet;
+use crate::dispatch::{SendingControl, SendingSettings};
 use crate::domain::ModuleSet;
 use crate::eventlog::EventLog;
 use crate::metrics::Metrics;
@@ -94,6 +94,12 @@ impl Application {
         };
 
         let sending = Arc::new(SendingControl::new(config.auto_start, config.window()?));
+        if let Some(stored) = store.setting(SendingSettings::KEY).await? {
+            match SendingSettings::from_json(&stored) {
+                Ok(settings) => sending.configure(settings),
+                Err(err) => tracing::warn!(error = %err, "stored sending settings not usable"),
+            }
+        }
         let fleet = Arc::new(Fleet::new(
             store.clone(),
             sending.clone(),

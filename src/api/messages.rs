@@ -245,7 +245,8 @@ fn check(
 
     let to = PhoneNumber::parse(&input.to, state.region)
         .map_err(|e| ApiError::invalid(field("to"), e))?;
-    let text = MessageText::parse(&input.text).map_err(|e| ApiError::invalid(field("text"), e))?;
+    let text = MessageText::parse(&state.sending.sign(&input.text))
+        .map_err(|e| ApiError::invalid(field("text"), e))?;
 
     let mut late = None;
     let send_at = match input.send_at.as_deref() {

@@ -3,6 +3,7 @@
 mod api_keys;
 mod auth;
 pub mod caller;
+mod credit;
 pub mod error;
 mod health;
 mod inbox;
@@ -71,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(logs::configure)
         .configure(sending::configure)
         .configure(inbox::configure)
+        .configure(credit::configure)
         .configure(modems::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))

@@ -573,6 +573,10 @@ pub async fn test_sms(
             }
         }
     }
+    state
+        .store
+        .count_segments(&id, references.len() as i64)
+        .await?;
     state.events.record(
         "modem.test_sms",
         Some(&caller.label()),

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_keys, auth, error, health, inbox, logs, messages, modems, sending, users};
+use super::{api_keys, auth, credit, error, health, inbox, logs, messages, modems, sending, users};
 use crate::domain;
 
 /// The document.
@@ -23,7 +23,8 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         users::list, users::create, users::get, users::update, users::delete,
         api_keys::list, api_keys::create, api_keys::get, api_keys::revoke,
         logs::list, logs::day, logs::clear,
-        sending::get, sending::start, sending::stop,
+        sending::get, sending::put, sending::start, sending::stop,
+        credit::get, credit::reset,
         inbox::list, inbox::get,
         modems::list, modems::ports, modems::get, modems::get_settings, modems::put_settings,
         modems::default_settings, modems::connect, modems::disconnect, modems::test_sms,
@@ -50,6 +51,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         (name = "sending", description = "Starting and stopping the sending of messages"),
         (name = "inbox", description = "Received texts and calls"),
         (name = "modems", description = "The GSM modems and their ports"),
+        (name = "credit", description = "Segments sent on prepaid lines"),
         (name = "service", description = "Health and metrics"),
     )
 )]

@@ -30,6 +30,59 @@ const IDLE: Duration = Duration::from_millis(250);
 /// How long the network keeps trying to deliver (24 hours).
 const VALIDITY_MINUTES: u32 = 24 * 60;
 
+/// The settings of sending an admin changes at run time; kept in the database under
+/// [`SendingSettings::KEY`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendingSettings {
+    /// When messages may go out, with its time zone.
+    pub window: SendingWindow,
+    /// Whether sending starts by itself once a modem is ready.
+    pub auto_start: bool,
+    /// Added to the end of every message (the organisation's name); may be empty.
+    pub signature: String,
+}
+
+impl SendingSettings {
+    /// The settings key they are stored under.
+    pub const KEY: &'static str = "sending";
+
+    /// As stored.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "window": self.window.to_string(),
+            "time_zone": self.window.tz().name(),
+            "auto_start": self.auto_start,
+            "signature": self.signature,
+        })
+        .to_string()
+    }
+
+    /// Reads stored settings.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the text is not such settings.
+    pub fn from_json(text: &str) -> Result<SendingSettings, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let field = |key: &str| value.get(key).ok_or_else(|| format!("`{key}` is missing"));
+        let tz: chrono_tz::Tz = field("time_zone")?
+            .as_str()
+            .and_then(|z| z.parse().ok())
+            .ok_or("`time_zone` is not a zone")?;
+        let window = field("window")?.as_str().ok_or("`window` is not text")?;
+        Ok(SendingSettings {
+            window: SendingWindow::parse_range(window, tz).map_err(|e| e.to_string())?,
+            auto_start: field("auto_start")?
+                .as_bool()
+                .ok_or("`auto_start` is not true or false")?,
+            signature: field("signature")?
+                .as_str()
+                .ok_or("`signature` is not text")?
+                .to_owned(),
+        })
+    }
+}
+
 /// Whether sending is started, and the settings every worker follows, shared by the API and
 /// the workers.
 #[derive(Debug)]
@@ -59,11 +112,36 @@ impl SendingControl {
     }
 
     /// Changes the settings an admin edits: window, auto-start, signature.
-    pub fn configure(&self, window: SendingWindow, auto_start: bool, signature: String) {
-        *self.window.write().unwrap_or_else(|e| e.into_inner()) = window;
-        self.auto_start.store(auto_start, Ordering::Relaxed);
-        *self.signature.write().unwrap_or_else(|e| e.into_inner()) = signature;
+    pub fn configure(&self, settings: SendingSettings) {
+        *self.window.write().unwrap_or_else(|e| e.into_inner()) = settings.window;
+        self.auto_start
+            .store(settings.auto_start, Ordering::Relaxed);
+        *self.signature.write().unwrap_or_else(|e| e.into_inner()) = settings.signature;
         self.wake.notify_waiters();
+    }
+
+    /// The settings an admin edits, as they are now.
+    pub fn settings(&self) -> SendingSettings {
+        SendingSettings {
+            window: self.window(),
+            auto_start: self.auto_start(),
+            signature: self.signature(),
+        }
+    }
+
+    /// Adds the signature to the end of a text, after a space, unless the text already ends
+    /// with it (an ERP that signs its texts itself is not signed twice).
+    pub fn sign(&self, text: &str) -> String {
+        let signature = self.signature.read().unwrap_or_else(|e| e.into_inner());
+        // An empty text stays empty, and is refused as such.
+        if signature.is_empty()
+            || text.trim().is_empty()
+            || text.trim_end().ends_with(signature.as_str())
+        {
+            text.to_owned()
+        } else {
+            format!("{} {}", text.trim_end(), signature)
+        }
     }
 
     /// The signature added to the end of every message, or an empty text.
@@ -213,7 +291,10 @@ async fn deliver(
             .send_pdu(part.tpdu_length, &part.hex, SEGMENT_TIMEOUT)
             .await;
         match result {
-            Ok(mr) => store.part_sent(id, number.0, mr).await?,
+            Ok(mr) => {
+                store.part_sent(id, number.0, mr).await?;
+                store.count_segments(modem_id, 1).await?;
+            }
             Err(ModemError::Timeout { .. } | ModemError::Unconfirmed { .. }) => {
                 // The segment may be on the air: leave it in doubt for a person to review.
                 tracing::error!(message.id = id, part = part.part, "segment unconfirmed");

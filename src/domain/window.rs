@@ -53,6 +53,23 @@ impl SendingWindow {
         Ok(SendingWindow { start, end, tz })
     }
 
+    /// The time zone the window's hours are in.
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+
+    /// Reads `HH:MM-HH:MM` in zone `tz`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the text is not two times or both are equal.
+    pub fn parse_range(range: &str, tz: Tz) -> Result<SendingWindow, WindowError> {
+        let (start, end) = range
+            .split_once('-')
+            .ok_or_else(|| WindowError::NotATime(range.to_owned()))?;
+        SendingWindow::parse(start, end, tz)
+    }
+
     /// Whether `at` falls inside the window.
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         let local = at.with_timezone(&self.tz).time();

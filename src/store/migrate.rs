@@ -38,6 +38,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_inbox.sql"),
         postgres: include_str!("../../migrations/postgres/0003_inbox.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_counters.sql",
+        sqlite: include_str!("../../migrations/0004_counters.sql"),
+        postgres: include_str!("../../migrations/0004_counters.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

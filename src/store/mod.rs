@@ -6,6 +6,7 @@
 //! is what lets the API answer 2xx only for messages that a power cut cannot take back.
 
 mod api_keys;
+mod counters;
 mod dispatch;
 mod inbox;
 mod messages;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use counters::SegmentCounter;
 pub use dispatch::{REVIEW_NOTE, Recovered, ReportEffect};
 pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};

@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_long_deliver_comes_in_parts_that_join_to_the_text() {
-        for text in ["¿".repeat(80) + "fin", "Cuota ".repeat(40)] {
+        for text in ["ú".repeat(80) + "fin", "Cuota ".repeat(40)] {
             let parts =
                 encode_deliver_parts("+59171234567", &text, 9, at("2026-12-03T09:15:30-04:00"))
                     .unwrap();

@@ -1,5 +1,6 @@
 //! Durability: the real binary is killed with SIGKILL while messages pour in, and every message
-//! it answered 2xx for is there after a restart.
+//! it answered 2xx for is there after a restart; and killed while a segment is on the air, that
+//! message is held for review, never sent again.
 
 mod common;
 
@@ -38,8 +39,13 @@ impl Drop for Service {
 }
 
 fn start(dir: &Path, database_url: &str, port: u16) -> Service {
+    start_with(dir, database_url, port, &[])
+}
+
+fn start_with(dir: &Path, database_url: &str, port: u16, env: &[(&str, &str)]) -> Service {
     let child = Command::new(env!("CARGO_BIN_EXE_pregonero"))
         .arg("serve")
+        .envs(env.iter().copied())
         .env("PREGONERO_LISTEN", format!("127.0.0.1:{port}"))
         .env("PREGONERO_DATA_DIR", dir)
         .env("PREGONERO_DATABASE_URL", database_url)
@@ -153,5 +159,101 @@ async fn every_acknowledged_message_survives_a_kill() {
             "acknowledged message {id} was lost"
         );
     }
+    child.kill();
+}
+
+#[tokio::test]
+async fn a_segment_on_the_air_at_the_kill_is_held_for_review_not_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new();
+    let slow = [
+        ("PREGONERO_SENDING_WINDOW", "00:00-23:59"),
+        ("PREGONERO_AUTO_START", "true"),
+        ("PREGONERO_SIM_SEGMENT_MS", "4000"),
+    ];
+
+    let mut child = start_with(dir.path(), &url, port, &slow);
+    wait_healthy(&client, &base).await;
+    let token = token(&client, &base).await;
+    let mut ids = Vec::new();
+    for text in ["en el aire", "en espera"] {
+        let res = client
+            .post(format!("{base}/v1/messages"))
+            .bearer_auth(&token)
+            .json(&json!({"to": "71234567", "text": text}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        ids.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    let message = |id: i64, token: String| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            client
+                .get(format!("{base}/v1/messages/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // The first message is handed to the modem, which takes four seconds to answer +CMGS.
+    let mut on_air = false;
+    for _ in 0..200 {
+        if message(ids[0], token.clone()).await["status"] == "sending" {
+            on_air = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(on_air, "the first message never reached the modem");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    child.kill();
+
+    let fast = [
+        ("PREGONERO_SENDING_WINDOW", "00:00-23:59"),
+        ("PREGONERO_AUTO_START", "true"),
+        ("PREGONERO_SIM_SEGMENT_MS", "10"),
+    ];
+    let mut child = start_with(dir.path(), &url, port, &fast);
+    wait_healthy(&client, &base).await;
+    let token = self::token(&client, &base).await;
+    let mut waiting = Value::Null;
+    for _ in 0..200 {
+        waiting = message(ids[1], token.clone()).await;
+        if waiting["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting["status"], "delivered", "{waiting}");
+    let in_doubt = message(ids[0], token.clone()).await;
+    assert_eq!(in_doubt["status"], "failed", "{in_doubt}");
+    assert_eq!(in_doubt["error"], pregonero::store::REVIEW_NOTE);
+
+    // The new modem was asked to send one segment only: the waiting message's.
+    let trace: Value = client
+        .get(format!("{base}/v1/modems/modem-1/trace"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sends = trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["text"].as_str().unwrap().starts_with("AT+CMGS="))
+        .count();
+    assert_eq!(sends, 1, "{trace}");
     child.kill();
 }

@@ -18,8 +18,8 @@ use tokio::sync::Notify;
 
 use crate::domain::SendingWindow;
 use crate::modem::actor::{ModemError, ModemHandle};
-use crate::modem::pdu::{SubmitOptions, encode_submit};
-use crate::store::{MessageRecord, Store, StoreError, now_ms};
+use crate::modem::pdu::{Submit, SubmitOptions, encode_submit};
+use crate::store::{Accepted, MessageRecord, Store, StoreError, now_ms};
 
 /// How long one segment may take, from `AT+CMGS` to `+CMGS:`; real modems take 2–6 s.
 const SEGMENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -211,6 +211,15 @@ impl Worker {
     }
 }
 
+impl Worker {
+    fn set_busy(&self, busy: bool) {
+        self.busy.store(busy, Ordering::Release);
+        if !busy {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
 /// Starts the worker for one modem; it ends when `worker` is stopped.
 pub fn spawn_worker(
     store: Store,
@@ -220,99 +229,190 @@ pub fn spawn_worker(
     worker: Arc<Worker>,
 ) {
     tokio::spawn(async move {
-        while !worker.is_stopped() {
-            if !control.may_send_now() || !modem.is_ready() {
+        let mut run = Run {
+            store,
+            modem_id,
+            modem,
+            current: None,
+            accepted: None,
+        };
+        loop {
+            // A message begun is finished even after a stop; nothing new is claimed.
+            let claiming = !worker.is_stopped() && control.may_send_now() && run.modem.is_ready();
+            if !claiming && run.current.is_none() && run.accepted.is_none() {
+                worker.set_busy(false);
+                if worker.is_stopped() {
+                    break;
+                }
                 idle(&control).await;
                 continue;
             }
-            worker.busy.store(true, Ordering::Release);
-            // Stopped between the check and the flag: nothing new is claimed.
-            if worker.is_stopped() {
-                break;
-            }
-            let claimed = store.claim_next(&modem_id).await;
-            match claimed {
-                Ok(Some(message)) => {
-                    let id = message.id;
-                    if let Err(err) = deliver(&store, &modem_id, &modem, message).await {
-                        tracing::error!(message.id = id, error = ?err, "dispatch not recorded");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
+            worker.set_busy(true);
+            match run.step(claiming).await {
+                Ok(Some((id, part))) => run.send(id, part).await,
                 Ok(None) => {
-                    worker.busy.store(false, Ordering::Release);
-                    worker.idle.notify_waiters();
+                    worker.set_busy(false);
                     idle(&control).await;
                 }
                 Err(err) => {
-                    tracing::warn!(error = ?err, "cannot claim messages; retrying");
-                    worker.busy.store(false, Ordering::Release);
-                    worker.idle.notify_waiters();
+                    tracing::warn!(error = ?err, "dispatch step not recorded; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
-        worker.busy.store(false, Ordering::Release);
-        worker.idle.notify_waiters();
+        worker.set_busy(false);
     });
 }
 
-async fn idle(control: &SendingControl) {
-    let _ = tokio::time::timeout(IDLE, control.wake.notified()).await;
+/// The message a worker is sending, encoded.
+struct InHand {
+    message: MessageRecord,
+    parts: Vec<Submit>,
+    /// Index in `parts` of the next segment to hand over.
+    next: usize,
+    /// Part numbers the network accepted in an earlier, interrupted attempt.
+    done: Vec<i64>,
 }
 
-/// Sends one claimed message, segment by segment, recording each step.
-async fn deliver(
-    store: &Store,
-    modem_id: &str,
-    modem: &ModemHandle,
-    message: MessageRecord,
-) -> Result<(), StoreError> {
-    let id = message.id;
-    let options = SubmitOptions {
-        status_report: true,
-        validity_minutes: Some(VALIDITY_MINUTES),
-        // The same reference on every attempt, so resumed parts join the ones already sent.
-        reference: (id % 256) as u8,
-    };
-    let parts = match encode_submit(&message.to, &message.text, &options) {
-        Ok(parts) => parts,
-        Err(err) => return store.mark_failed(id, &err.to_string()).await,
-    };
-    if !store.start_sending(id).await? {
-        return Ok(()); // Cancelled after it was claimed.
+impl InHand {
+    /// Moves `next` past segments that went out before.
+    fn skip_done(&mut self) {
+        while self
+            .parts
+            .get(self.next)
+            .is_some_and(|p| self.done.contains(&i64::from(p.part)))
+        {
+            self.next += 1;
+        }
     }
-    let done = store.parts_sent(id).await?;
+}
 
-    for part in parts.iter().filter(|p| !done.contains(&i64::from(p.part))) {
-        let number = (i64::from(part.part), i64::from(part.total));
-        store.part_handed(id, number, modem_id, &message.to).await?;
-        let result = modem
+/// One worker's state between steps.
+struct Run {
+    store: Store,
+    modem_id: String,
+    modem: ModemHandle,
+    current: Option<InHand>,
+    /// The last segment the network accepted, recorded with the next step.
+    accepted: Option<Accepted>,
+}
+
+impl Run {
+    /// Records the last accepted segment and hands over the next one (claiming a message when
+    /// the current one is done and `claiming` allows), in one commit. Returns the message id
+    /// and the segment to write, or `None` when there is nothing to send.
+    async fn step(&mut self, claiming: bool) -> Result<Option<(i64, Submit)>, StoreError> {
+        let mut step = self.store.begin_step().await?;
+        if let Some(accepted) = &self.accepted {
+            step.record_accepted(&self.modem_id, accepted).await?;
+        }
+        let continuing = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.next < c.parts.len());
+        let mut claimed = None;
+        if !continuing && claiming {
+            while let Some((message, done)) = step.claim(&self.modem_id).await? {
+                let options = SubmitOptions {
+                    status_report: true,
+                    validity_minutes: Some(VALIDITY_MINUTES),
+                    // The same reference on every attempt, so resumed parts join the ones sent.
+                    reference: (message.id % 256) as u8,
+                };
+                let parts = match encode_submit(&message.to, &message.text, &options) {
+                    Ok(parts) => parts,
+                    Err(err) => {
+                        step.mark_failed(message.id, &err.to_string()).await?;
+                        continue;
+                    }
+                };
+                let mut in_hand = InHand {
+                    message,
+                    parts,
+                    next: 0,
+                    done,
+                };
+                in_hand.skip_done();
+                if in_hand.next == in_hand.parts.len() {
+                    // Every segment went out before the interruption.
+                    step.mark_sent(in_hand.message.id).await?;
+                    continue;
+                }
+                claimed = Some(in_hand);
+                break;
+            }
+        }
+        let next = match (&claimed, &self.current) {
+            (Some(c), _) => Some(c),
+            (None, Some(c)) if continuing => Some(c),
+            _ => None,
+        }
+        .map(|c| (c.message.id, c.message.to.clone(), c.parts[c.next].clone()));
+        if let Some((id, to, part)) = &next {
+            let number = (i64::from(part.part), i64::from(part.total));
+            step.hand(*id, number, &self.modem_id, to).await?;
+        }
+        step.commit().await?;
+
+        self.accepted = None;
+        if claimed.is_some() {
+            self.current = claimed;
+        } else if !continuing {
+            self.current = None;
+        }
+        Ok(next.map(|(id, _, part)| (id, part)))
+    }
+
+    /// Writes one segment and keeps the outcome: accepted (recorded with the next step), or a
+    /// failure recorded now.
+    async fn send(&mut self, id: i64, part: Submit) {
+        let result = self
+            .modem
             .send_pdu(part.tpdu_length, &part.hex, SEGMENT_TIMEOUT)
             .await;
-        match result {
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        let number = i64::from(part.part);
+        let ended = match result {
             Ok(mr) => {
-                store.part_sent(id, number.0, mr).await?;
-                store.count_segments(modem_id, 1).await?;
+                current.next += 1;
+                current.skip_done();
+                self.accepted = Some(Accepted {
+                    message_id: id,
+                    part: number,
+                    mr,
+                    last: current.next == current.parts.len(),
+                });
+                return;
             }
             Err(ModemError::Timeout { .. } | ModemError::Unconfirmed { .. }) => {
                 // The segment may be on the air: leave it in doubt for a person to review.
                 tracing::error!(message.id = id, part = part.part, "segment unconfirmed");
-                return store.mark_failed(id, crate::store::REVIEW_NOTE).await;
+                self.store.mark_failed(id, crate::store::REVIEW_NOTE).await
             }
             Err(ModemError::Cms(cms)) if !cms.is_transient() => {
-                store.part_refused(id, number.0).await?;
                 tracing::error!(message.id = id, error = %cms, "message failed");
-                return store.mark_failed(id, &cms.to_string()).await;
+                match self.store.part_refused(id, number).await {
+                    Ok(()) => self.store.mark_failed(id, &cms.to_string()).await,
+                    Err(err) => Err(err),
+                }
             }
-            Err(err) => {
-                store.part_refused(id, number.0).await?;
-                return retry_or_fail(store, &message, &err.to_string()).await;
-            }
+            Err(err) => match self.store.part_refused(id, number).await {
+                Ok(()) => retry_or_fail(&self.store, &current.message, &err.to_string()).await,
+                Err(store_err) => Err(store_err),
+            },
+        };
+        self.current = None;
+        if let Err(err) = ended {
+            // The message stays `sending`; the next start-up's recovery settles it.
+            tracing::error!(message.id = id, error = ?err, "dispatch not recorded");
         }
     }
-    tracing::debug!(message.id = id, segments = parts.len(), "message sent");
-    store.mark_sent(id).await
+}
+
+async fn idle(control: &SendingControl) {
+    let _ = tokio::time::timeout(IDLE, control.wake.notified()).await;
 }
 
 async fn retry_or_fail(

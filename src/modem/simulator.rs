@@ -70,6 +70,13 @@ pub struct Simulator {
     next_mr: u8,
     /// The concatenation reference of the last long text received.
     inbound_reference: u8,
+    /// When the last segment was answered, until the next `AT+CMGS` comes.
+    last_done_ms: Option<u64>,
+    /// Milliseconds from each `+CMGS` answer to the next `AT+CMGS`: the time the modem idled
+    /// between two segments.
+    gaps_ms: Vec<u64>,
+    /// Milliseconds spent sending segments.
+    air_ms: u64,
     /// When the modem is busy sending, the time it will be free again.
     busy_until_ms: u64,
     scheduled: Vec<Scheduled>,
@@ -90,6 +97,9 @@ impl Simulator {
             storage: BTreeMap::new(),
             next_mr: 0,
             inbound_reference: 0,
+            last_done_ms: None,
+            gaps_ms: Vec::new(),
+            air_ms: 0,
             busy_until_ms: 0,
             scheduled: Vec::new(),
             sent: Vec::new(),
@@ -170,6 +180,16 @@ impl Simulator {
         self.store(0, pdu);
     }
 
+    /// The idle time between each `+CMGS` answer and the next `AT+CMGS`, for benchmarks.
+    pub fn gaps_ms(&self) -> &[u64] {
+        &self.gaps_ms
+    }
+
+    /// Milliseconds spent on the air, for benchmarks.
+    pub fn air_ms(&self) -> u64 {
+        self.air_ms
+    }
+
     /// How many messages the SIM holds.
     pub fn stored(&self) -> usize {
         self.storage.len()
@@ -241,6 +261,9 @@ impl Simulator {
             }
             _ if upper.starts_with("AT+CPMS=") => ok("+CPMS: 0,30,0,30,0,30\r\n"),
             _ if upper.starts_with("AT+CMGS=") => {
+                if let Some(done) = self.last_done_ms.take() {
+                    self.gaps_ms.push(now_ms.saturating_sub(done));
+                }
                 match upper["AT+CMGS=".len()..].trim().parse::<usize>() {
                     Ok(length) if self.pdu_mode && (1..=176).contains(&length) => {
                         self.awaiting_pdu = Some(length);
@@ -284,6 +307,8 @@ impl Simulator {
 
         let mr = self.next_mr;
         self.next_mr = self.next_mr.wrapping_add(1);
+        self.last_done_ms = Some(done);
+        self.air_ms += self.config.segment_time_ms;
         self.sent.push((recipient.clone(), hex));
         self.emit(done, format!("\r\n+CMGS: {mr}\r\n\r\nOK\r\n").into_bytes());
 

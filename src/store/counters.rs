@@ -20,17 +20,8 @@ impl Store {
     ///
     /// Fails when the database does.
     pub async fn count_segments(&self, modem_id: &str, segments: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO segment_counters (modem_id, segments, since) VALUES ($1, $2, $3) \
-             ON CONFLICT (modem_id) DO UPDATE \
-             SET segments = segment_counters.segments + excluded.segments",
-        )
-        .bind(modem_id)
-        .bind(segments)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        super::dispatch::count_segments_on(&mut conn, modem_id, segments).await
     }
 
     /// The counter of each of `modem_ids`, zero for a modem that has sent nothing yet.

@@ -3,8 +3,240 @@
 //! review). Every step is one conditional statement, so a message cancelled through the API in
 //! the meantime is never picked up again, and two gateway nodes never claim the same message.
 
+use sqlx::AnyConnection;
+
 use super::messages::{COLUMNS, from_row};
 use super::{Backend, MessageRecord, Store, StoreError, now_ms};
+
+/// A segment the network accepted, waiting to be recorded with the worker's next step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The message.
+    pub message_id: i64,
+    /// The segment's number, from 1.
+    pub part: i64,
+    /// The message reference `+CMGS` answered.
+    pub mr: u8,
+    /// Whether it was the message's last segment: the message is then `sent`.
+    pub last: bool,
+}
+
+/// One step of a worker, in one transaction: the segment the network just accepted is
+/// recorded, and the next segment is recorded as handed to the modem, before `AT+CMGS` is
+/// written for it. One commit a segment keeps a modem fed without ever leaving more than the
+/// segment on the air in doubt.
+pub struct Step {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+}
+
+impl Step {
+    /// Records an accepted segment, counts it, and ends its message as `sent` when it was the
+    /// last.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn record_accepted(
+        &mut self,
+        modem_id: &str,
+        accepted: &Accepted,
+    ) -> Result<(), StoreError> {
+        let conn = &mut *self.tx;
+        part_sent_on(conn, accepted.message_id, accepted.part, accepted.mr).await?;
+        count_segments_on(conn, modem_id, 1).await?;
+        if accepted.last {
+            mark_sent_on(conn, accepted.message_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Claims the next due message for `modem_id`, straight to `sending`, with the segments
+    /// of it the network already accepted (when an earlier attempt was interrupted).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn claim(
+        &mut self,
+        modem_id: &str,
+    ) -> Result<Option<(MessageRecord, Vec<i64>)>, StoreError> {
+        let conn = &mut *self.tx;
+        let Some(message) = claim_on(conn, self.backend, modem_id, "sending").await? else {
+            return Ok(None);
+        };
+        let done = parts_sent_on(conn, message.id).await?;
+        Ok(Some((message, done)))
+    }
+
+    /// Records a segment as handed to the modem.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn hand(
+        &mut self,
+        id: i64,
+        part: (i64, i64),
+        modem_id: &str,
+        recipient: &str,
+    ) -> Result<(), StoreError> {
+        part_handed_on(&mut self.tx, id, part, modem_id, recipient).await
+    }
+
+    /// Ends a claimed message as `sent` (every segment had gone out before).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn mark_sent(&mut self, id: i64) -> Result<(), StoreError> {
+        mark_sent_on(&mut self.tx, id).await
+    }
+
+    /// Ends a claimed message as `failed`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn mark_failed(&mut self, id: i64, reason: &str) -> Result<(), StoreError> {
+        mark_failed_on(&mut self.tx, id, reason).await
+    }
+
+    /// Makes the step durable.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does; then nothing of the step happened.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn claim_on(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    modem_id: &str,
+    status: &str,
+) -> Result<Option<MessageRecord>, StoreError> {
+    let now = now_ms();
+    // PostgreSQL nodes skip rows another node is claiming; SQLite has one writer anyway.
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE messages SET status = $3, modem_id = $1, updated_at = $2 \
+         WHERE id = (SELECT id FROM messages WHERE status = 'pending' \
+         AND scheduled_for <= $2 ORDER BY scheduled_for, id LIMIT 1{lock}) \
+         AND status = 'pending' RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(modem_id)
+        .bind(now)
+        .bind(status)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+async fn parts_sent_on(conn: &mut AnyConnection, id: i64) -> Result<Vec<i64>, StoreError> {
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "SELECT part FROM message_parts WHERE message_id = $1 AND state IN ('sent', \
+         'delivered', 'failed')",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|(part,)| part).collect())
+}
+
+async fn part_handed_on(
+    conn: &mut AnyConnection,
+    id: i64,
+    (part, total): (i64, i64),
+    modem_id: &str,
+    recipient: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO message_parts (message_id, part, total, modem_id, recipient, state, \
+         handed_at) VALUES ($1, $2, $3, $4, $5, 'sending', $6) \
+         ON CONFLICT (message_id, part) DO UPDATE SET state = 'sending', \
+         modem_id = $4, handed_at = $6",
+    )
+    .bind(id)
+    .bind(part)
+    .bind(total)
+    .bind(modem_id)
+    .bind(recipient)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn part_sent_on(
+    conn: &mut AnyConnection,
+    id: i64,
+    part: i64,
+    mr: u8,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE message_parts SET state = 'sent', mr = $1, sent_at = $2 \
+         WHERE message_id = $3 AND part = $4",
+    )
+    .bind(i64::from(mr))
+    .bind(now_ms())
+    .bind(id)
+    .bind(part)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn mark_sent_on(conn: &mut AnyConnection, id: i64) -> Result<(), StoreError> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE messages SET status = 'sent', sent_at = $1, updated_at = $1, \
+         attempts = attempts + 1, error = NULL WHERE id = $2 AND status = 'sending'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn mark_failed_on(conn: &mut AnyConnection, id: i64, reason: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE messages SET status = 'failed', updated_at = $1, attempts = attempts + 1, \
+         error = $2 WHERE id = $3 AND status IN ('queued', 'sending')",
+    )
+    .bind(now_ms())
+    .bind(reason)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn count_segments_on(
+    conn: &mut AnyConnection,
+    modem_id: &str,
+    segments: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO segment_counters (modem_id, segments, since) VALUES ($1, $2, $3) \
+         ON CONFLICT (modem_id) DO UPDATE \
+         SET segments = segment_counters.segments + excluded.segments",
+    )
+    .bind(modem_id)
+    .bind(segments)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
 /// What start-up recovery found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -80,30 +312,26 @@ impl Store {
         })
     }
 
-    /// Claims the next due message for `modem_id`, oldest schedule first.
+    /// Claims the next due message for `modem_id`, oldest schedule first, as `queued`.
     ///
     /// # Errors
     ///
     /// Fails when the database does.
     pub async fn claim_next(&self, modem_id: &str) -> Result<Option<MessageRecord>, StoreError> {
-        let now = now_ms();
-        // PostgreSQL nodes skip rows another node is claiming; SQLite has one writer anyway.
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE messages SET status = 'queued', modem_id = $1, updated_at = $2 \
-             WHERE id = (SELECT id FROM messages WHERE status = 'pending' \
-             AND scheduled_for <= $2 ORDER BY scheduled_for, id LIMIT 1{lock}) \
-             AND status = 'pending' RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(modem_id)
-            .bind(now)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        let mut conn = self.pool().acquire().await?;
+        claim_on(&mut conn, self.backend(), modem_id, "queued").await
+    }
+
+    /// Begins a worker's step; see [`Step`].
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn begin_step(&self) -> Result<Step, StoreError> {
+        Ok(Step {
+            tx: self.pool().begin().await?,
+            backend: self.backend(),
+        })
     }
 
     /// Moves a claimed message to `sending`; `false` when it was cancelled meanwhile.
@@ -129,14 +357,8 @@ impl Store {
     ///
     /// Fails when the database does.
     pub async fn parts_sent(&self, id: i64) -> Result<Vec<i64>, StoreError> {
-        let rows: Vec<(i64,)> = sqlx::query_as(
-            "SELECT part FROM message_parts WHERE message_id = $1 AND state IN ('sent', \
-             'delivered', 'failed')",
-        )
-        .bind(id)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(|(part,)| part).collect())
+        let mut conn = self.pool().acquire().await?;
+        parts_sent_on(&mut conn, id).await
     }
 
     /// Records that a segment is being handed to the modem, before `AT+CMGS` is written.
@@ -151,21 +373,8 @@ impl Store {
         modem_id: &str,
         recipient: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO message_parts (message_id, part, total, modem_id, recipient, state, \
-             handed_at) VALUES ($1, $2, $3, $4, $5, 'sending', $6) \
-             ON CONFLICT (message_id, part) DO UPDATE SET state = 'sending', \
-             modem_id = $4, handed_at = $6",
-        )
-        .bind(id)
-        .bind(part)
-        .bind(total)
-        .bind(modem_id)
-        .bind(recipient)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        part_handed_on(&mut conn, id, (part, total), modem_id, recipient).await
     }
 
     /// Records the network's acceptance of a segment and its message reference.
@@ -174,17 +383,8 @@ impl Store {
     ///
     /// Fails when the database does.
     pub async fn part_sent(&self, id: i64, part: i64, mr: u8) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE message_parts SET state = 'sent', mr = $1, sent_at = $2 \
-             WHERE message_id = $3 AND part = $4",
-        )
-        .bind(i64::from(mr))
-        .bind(now_ms())
-        .bind(id)
-        .bind(part)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        part_sent_on(&mut conn, id, part, mr).await
     }
 
     /// Forgets a segment the modem refused: it did not go out.
@@ -207,16 +407,8 @@ impl Store {
     ///
     /// Fails when the database does.
     pub async fn mark_sent(&self, id: i64) -> Result<(), StoreError> {
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE messages SET status = 'sent', sent_at = $1, updated_at = $1, \
-             attempts = attempts + 1, error = NULL WHERE id = $2 AND status = 'sending'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        mark_sent_on(&mut conn, id).await
     }
 
     /// The attempt failed for a passing reason: back to `pending`, due again at `at` (ms).
@@ -245,16 +437,8 @@ impl Store {
     ///
     /// Fails when the database does.
     pub async fn mark_failed(&self, id: i64, reason: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET status = 'failed', updated_at = $1, attempts = attempts + 1, \
-             error = $2 WHERE id = $3 AND status IN ('queued', 'sending')",
-        )
-        .bind(now_ms())
-        .bind(reason)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        mark_failed_on(&mut conn, id, reason).await
     }
 }
 
@@ -303,6 +487,8 @@ impl Store {
         let Some(delivered) = delivered else {
             return Ok(ReportEffect::Unmatched);
         };
+        // One transaction: one commit a report, and the message never seen half-updated.
+        let mut tx = self.pool().begin().await?;
         let part: Option<(i64, i64)> = sqlx::query_as(
             "SELECT message_id, part FROM message_parts WHERE modem_id = $1 AND mr = $2 \
              AND recipient = $3 AND state = 'sent' ORDER BY sent_at DESC LIMIT 1",
@@ -310,7 +496,7 @@ impl Store {
         .bind(modem_id)
         .bind(i64::from(mr))
         .bind(recipient)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
         let Some((message_id, part)) = part else {
             return Ok(ReportEffect::Unmatched);
@@ -326,7 +512,7 @@ impl Store {
         .bind(i64::from(status))
         .bind(message_id)
         .bind(part)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
 
         if !delivered {
@@ -339,8 +525,9 @@ impl Store {
                 "status report: not delivered (TP-ST 0x{status:02X})"
             ))
             .bind(message_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             return Ok(ReportEffect::Failed { message_id });
         }
 
@@ -353,8 +540,9 @@ impl Store {
         )
         .bind(now)
         .bind(message_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(if done.rows_affected() == 1 {
             ReportEffect::Delivered { message_id }
         } else {

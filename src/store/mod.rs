@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use counters::SegmentCounter;
-pub use dispatch::{REVIEW_NOTE, Recovered, ReportEffect};
+pub use dispatch::{Accepted, REVIEW_NOTE, Recovered, ReportEffect, Step};
 pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
 pub use users::{NewUser, UserChanges, UserRecord};

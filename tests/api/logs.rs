@@ -33,6 +33,8 @@ async fn sign_ins_and_changes_reach_the_days_log() {
 #[tokio::test]
 async fn the_log_is_cleared_by_admins_only() {
     let app = spawn_app().await;
+    // The modem's arrival is logged too; it must come before the clearing.
+    crate::helpers::poll(&app, "/v1/modems/modem-1", |m| m["connected"] == true).await;
     let (_, reporter) = app.user_with("reporter", &["reports"]).await;
     let res = app.delete("/v1/logs", &reporter).await;
     assert_problem(res, StatusCode::FORBIDDEN, None).await;

@@ -1,0 +1,125 @@
+//! How busy the dispatcher keeps simulated modems, and how fast it moves messages.
+//!
+//! `cargo run --release --example modem_bench -- <modems> <ms per segment> <messages>` stores the
+//! messages in a fresh SQLite database (WAL, `synchronous=FULL`, as in production), starts the
+//! modems (each a simulated E303 on its own pseudo-terminal, driven by the production actor),
+//! starts sending and waits until every message is sent. It prints the rate, and for each modem
+//! the share of the run spent on the air and the idle gaps between a `+CMGS` answer and the
+//! next `AT+CMGS`. BENCHMARKS.md has the runs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pregonero::dispatch::SendingControl;
+use pregonero::dispatch::fleet::Fleet;
+use pregonero::domain::{Channel, Encoding, MessageStatus, Region, SendingWindow};
+use pregonero::eventlog::EventLog;
+use pregonero::modem::simulator::SimConfig;
+use pregonero::modem::transport::PortSettings;
+use pregonero::store::{MessageWriter, NewMessage, Store};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
+    let [modems, segment_ms, messages] = args[..] else {
+        anyhow::bail!("usage: modem_bench <modems> <ms per segment> <messages>");
+    };
+
+    let dir = tempfile::tempdir()?;
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("b.db").display())).await?;
+    store.migrate().await?;
+    store.spawn_checkpointer();
+    let writer = MessageWriter::spawn(store.clone());
+    for chunk in (0..messages).collect::<Vec<_>>().chunks(1_000) {
+        let batch = chunk
+            .iter()
+            .map(|n| NewMessage {
+                client_ref: format!("bench-{n}"),
+                to: format!("+591{}", 70_000_000 + n),
+                text: format!("Recordatorio {n}: su cuota vence el 05/12/2026."),
+                encoding: Encoding::Gsm7,
+                segments: 1,
+                load_id: None,
+                channel: Channel::Api,
+                created_by: "bench".into(),
+                send_at: None,
+            })
+            .collect();
+        writer.insert(batch).await?;
+    }
+
+    let window = SendingWindow::parse("00:00", "23:59", chrono_tz::UTC)?;
+    let control = Arc::new(SendingControl::new(false, window));
+    let events = Arc::new(EventLog::open(&dir.path().join("logs"), chrono_tz::UTC)?);
+    let ids: Vec<String> = (1..=modems).map(|i| format!("sim-{i}")).collect();
+    let fleet = Fleet::new(
+        store.clone(),
+        control.clone(),
+        events,
+        Region::parse("BO")?,
+        SimConfig {
+            segment_time_ms: segment_ms,
+            report_delay_ms: segment_ms.max(10),
+            ..SimConfig::default()
+        },
+        ids.iter()
+            .map(|id| (id.clone(), PortSettings::new("sim")))
+            .collect(),
+    );
+    fleet.start().await?;
+    while !fleet.list().iter().all(|m| m.ready) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let started = Instant::now();
+    control.set_started(true);
+    loop {
+        let counts = store.count_messages_by_status().await?;
+        let count = |s: MessageStatus| counts.iter().find(|(c, _)| *c == s).map_or(0, |c| c.1);
+        let done = count(MessageStatus::Sent) + count(MessageStatus::Delivered);
+        let failed = count(MessageStatus::Failed);
+        if done + failed >= messages as i64 {
+            anyhow::ensure!(failed == 0, "{failed} messages failed");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{modems} modem(s), {segment_ms} ms a segment, {messages} messages in {:.2} s: {:.0} \
+         messages/s",
+        elapsed.as_secs_f64(),
+        messages as f64 / elapsed.as_secs_f64()
+    );
+
+    let mut busiest = 0.0_f64;
+    let mut idlest = 100.0_f64;
+    for id in &ids {
+        let (air, mut gaps) = fleet
+            .simulator(id)
+            .await?
+            .with_simulator(|s, _| (s.air_ms(), s.gaps_ms().to_vec()));
+        gaps.sort_unstable();
+        let busy = 100.0 * air as f64 / elapsed.as_millis() as f64;
+        busiest = busiest.max(busy);
+        idlest = idlest.min(busy);
+        let at = |q: f64| gaps.get(((gaps.len() as f64 - 1.0) * q) as usize).copied();
+        if modems <= 4 {
+            println!(
+                "  {id}: on the air {busy:.2}% of the run; gap +CMGS → AT+CMGS p50 {:?} ms, \
+                 p99 {:?} ms, max {:?} ms over {} gaps",
+                at(0.5),
+                at(0.99),
+                gaps.last(),
+                gaps.len()
+            );
+        }
+    }
+    if segment_ms > 0 {
+        println!("  busy: least {idlest:.2}%, most {busiest:.2}% of the run");
+    }
+    Ok(())
+}

@@ -438,6 +438,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_file_with_its_modems_uncommented_is_valid() {
+        // Every commented-out key of the example, switched on: it must parse and validate.
+        let text: String = include_str!("../pregonero.example.toml")
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                // `#key = value` is a key switched off; `# text` is prose.
+                Some(rest)
+                    if !rest.starts_with(' ')
+                        && (rest.contains(" = ") || rest.starts_with("[[")) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut config: Config = toml::from_str(&text).unwrap();
+        config.jwt_secret = None;
+        config.validate().unwrap();
+        let modems = config.modem_list();
+        assert_eq!(modems.len(), 2);
+        assert_eq!(modems[0].id, "tigo-1");
+        assert_eq!(modems[0].pin.as_ref().map(Secret::expose), Some("1234"));
+        assert_eq!(modems[1].baud_rate, 115_200);
+
+        config.modems[1].id = "tigo-1".into();
+        assert!(config.validate().is_err(), "a repeated id passed");
+        config.modems[1].id = "tigo 2".into();
+        assert!(config.validate().is_err(), "a space in an id passed");
+    }
+
+    #[test]
+    fn without_a_list_the_one_modem_comes_from_the_plain_keys() {
+        let config = Config::default();
+        let modems = config.modem_list();
+        assert_eq!(modems.len(), 1);
+        assert_eq!(
+            (modems[0].id.as_str(), modems[0].port.as_str()),
+            ("modem-1", "sim")
+        );
+    }
+
+    #[test]
     fn environment_overrides_the_defaults() {
         let mut config = Config::default();
         config

@@ -251,10 +251,12 @@ async fn apply_report(
                 return;
             }
             Err(err) => {
-                tracing::warn!(error = ?err, "status report not recorded");
-                return;
+                // A busy or restarting database: the report is worth another try.
+                tracing::warn!(error = ?err, "status report not recorded; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
             }
         }
     }
-    tracing::info!(modem.id = %modem_id, mr, "unmatched status report");
+    tracing::info!(modem.id = %modem_id, mr, "status report not applied");
 }

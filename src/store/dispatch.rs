@@ -329,7 +329,7 @@ impl Store {
     /// Fails when the database does.
     pub async fn begin_step(&self) -> Result<Step, StoreError> {
         Ok(Step {
-            tx: self.pool().begin().await?,
+            tx: self.begin_write().await?,
             backend: self.backend(),
         })
     }
@@ -488,7 +488,7 @@ impl Store {
             return Ok(ReportEffect::Unmatched);
         };
         // One transaction: one commit a report, and the message never seen half-updated.
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let part: Option<(i64, i64)> = sqlx::query_as(
             "SELECT message_id, part FROM message_parts WHERE modem_id = $1 AND mr = $2 \
              AND recipient = $3 AND state = 'sent' ORDER BY sent_at DESC LIMIT 1",

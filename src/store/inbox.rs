@@ -162,7 +162,7 @@ impl Store {
             });
         };
 
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO inbox_fragments \
              (modem_id, number, reference, total, part, body, network_time, stored_at) \
@@ -249,7 +249,7 @@ impl Store {
         .await?;
         let mut stored = Vec::new();
         for (modem_id, number, reference, total) in groups {
-            let mut tx = self.pool().begin().await?;
+            let mut tx = self.begin_write().await?;
             let parts: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
                 "SELECT part, body, network_time FROM inbox_fragments \
                  WHERE modem_id = $1 AND number = $2 AND reference = $3 AND total = $4 \

@@ -175,6 +175,23 @@ impl Store {
         self.backend
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a transaction that reads first and writes later would otherwise
+    /// fail with "database is locked" whenever another connection committed in between, since
+    /// SQLite cannot upgrade a read snapshot that is no longer the newest, and the busy timeout
+    /// does not help there. PostgreSQL needs nothing special.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does, or the write lock is not had within the busy timeout.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn is_reachable(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

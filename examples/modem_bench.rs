@@ -1,11 +1,12 @@
 //! How busy the dispatcher keeps simulated modems, and how fast it moves messages.
 //!
-//! `cargo run --release --example modem_bench -- <modems> <ms per segment> <messages>` stores the
-//! messages in a fresh SQLite database (WAL, `synchronous=FULL`, as in production), starts the
-//! modems (each a simulated E303 on its own pseudo-terminal, driven by the production actor),
-//! starts sending and waits until every message is sent. It prints the rate, and for each modem
-//! the share of the run spent on the air and the idle gaps between a `+CMGS` answer and the
-//! next `AT+CMGS`. BENCHMARKS.md has the runs.
+//! `cargo run --release --example modem_bench -- <modems> <ms per segment> <messages> [pty]`
+//! stores the messages in a fresh SQLite database (WAL, `synchronous=FULL`, as in production),
+//! starts the modems (each a simulated E303 driven by the production actor: in memory, as
+//! `modem_port = "sim"` runs it, or with `pty` on its own pseudo-terminal through the serial-port
+//! code), starts sending and waits until every message is sent. It prints the rate, and for each
+//! modem the share of the run spent on the air and the idle gaps between a `+CMGS` answer and
+//! the next `AT+CMGS`. BENCHMARKS.md has the runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,18 +15,21 @@ use pregonero::dispatch::SendingControl;
 use pregonero::dispatch::fleet::Fleet;
 use pregonero::domain::{Channel, Encoding, MessageStatus, Region, SendingWindow};
 use pregonero::eventlog::EventLog;
+use pregonero::modem::simulated::PtyModem;
 use pregonero::modem::simulator::SimConfig;
 use pregonero::modem::transport::PortSettings;
 use pregonero::store::{MessageWriter, NewMessage, Store};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse())
-        .collect::<Result<_, _>>()?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let pty = args.last().is_some_and(|a| a == "pty");
+    if pty {
+        args.pop();
+    }
+    let args: Vec<u64> = args.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
     let [modems, segment_ms, messages] = args[..] else {
-        anyhow::bail!("usage: modem_bench <modems> <ms per segment> <messages>");
+        anyhow::bail!("usage: modem_bench <modems> <ms per segment> <messages> [pty]");
     };
 
     let dir = tempfile::tempdir()?;
@@ -55,23 +59,41 @@ async fn main() -> anyhow::Result<()> {
     let control = Arc::new(SendingControl::new(false, window));
     let events = Arc::new(EventLog::open(&dir.path().join("logs"), chrono_tz::UTC)?);
     let ids: Vec<String> = (1..=modems).map(|i| format!("sim-{i}")).collect();
+    let config = SimConfig {
+        segment_time_ms: segment_ms,
+        report_delay_ms: segment_ms.max(10),
+        ..SimConfig::default()
+    };
+    let ptys = if pty {
+        (0..modems)
+            .map(|_| PtyModem::start(config.clone()))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+    let ports: Vec<PortSettings> = if pty {
+        ptys.iter().map(|p| PortSettings::new(p.path())).collect()
+    } else {
+        ids.iter().map(|_| PortSettings::new("sim")).collect()
+    };
     let fleet = Fleet::new(
         store.clone(),
         control.clone(),
         events,
         Region::parse("BO")?,
-        SimConfig {
-            segment_time_ms: segment_ms,
-            report_delay_ms: segment_ms.max(10),
-            ..SimConfig::default()
-        },
-        ids.iter()
-            .map(|id| (id.clone(), PortSettings::new("sim")))
-            .collect(),
+        config,
+        ids.iter().cloned().zip(ports).collect(),
     );
     fleet.start().await?;
     while !fleet.list().iter().all(|m| m.ready) {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut simulated = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        simulated.push(match ptys.get(n) {
+            Some(pty) => pty.modem().clone(),
+            None => fleet.simulator(id).await?,
+        });
     }
 
     let started = Instant::now();
@@ -97,11 +119,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut busiest = 0.0_f64;
     let mut idlest = 100.0_f64;
-    for id in &ids {
-        let (air, mut gaps) = fleet
-            .simulator(id)
-            .await?
-            .with_simulator(|s, _| (s.air_ms(), s.gaps_ms().to_vec()));
+    for (id, simulated) in ids.iter().zip(&simulated) {
+        let (air, mut gaps) = simulated.with_simulator(|s, _| (s.air_ms(), s.gaps_ms().to_vec()));
         gaps.sort_unstable();
         let busy = 100.0 * air as f64 / elapsed.as_millis() as f64;
         busiest = busiest.max(busy);

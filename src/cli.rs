@@ -77,7 +77,7 @@ pub async fn simulate(segment_ms: u64) -> anyhow::Result<()> {
         segment_time_ms: segment_ms,
         ..Default::default()
     };
-    let modem = pregonero::modem::transport::PtyModem::start(config)
+    let modem = pregonero::modem::simulated::PtyModem::start(config)
         .context("cannot open a pseudo-terminal")?;
     println!("{}", modem.path());
     eprintln!("simulated Huawei E303 on {}; Ctrl-C to stop", modem.path());

@@ -7,8 +7,9 @@ use pregonero::modem::actor::{ModemError, ModemHandle};
 use pregonero::modem::at::Urc;
 use pregonero::modem::cms::CmsError;
 use pregonero::modem::pdu::{SubmitOptions, encode_submit};
+use pregonero::modem::simulated::PtyModem;
 use pregonero::modem::simulator::SimConfig;
-use pregonero::modem::transport::{PortSettings, PtyModem};
+use pregonero::modem::transport::PortSettings;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const SECOND: Duration = Duration::from_secs(1);

@@ -13,8 +13,9 @@ use pregonero::domain::Region;
 use pregonero::eventlog::EventLog;
 use pregonero::modem::actor::ModemHandle;
 use pregonero::modem::pdu::{encode_deliver, encode_deliver_parts};
+use pregonero::modem::simulated::PtyModem;
 use pregonero::modem::simulator::SimConfig;
-use pregonero::modem::transport::{PortSettings, PtyModem};
+use pregonero::modem::transport::PortSettings;
 use pregonero::store::{InboxFilter, InboxRecord, Store};
 use tokio::sync::Mutex;
 

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use pregonero::modem::at::{Final, Framer, Line, Urc};
 use pregonero::modem::pdu::{Received, SubmitOptions, decode, encode_submit};
+use pregonero::modem::simulated::PtyModem;
 use pregonero::modem::simulator::SimConfig;
-use pregonero::modem::transport::{PortSettings, PtyModem};
+use pregonero::modem::transport::PortSettings;
 
 struct Modem {
     port: Box<dyn serialport::SerialPort>,

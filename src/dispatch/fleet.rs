@@ -15,8 +15,9 @@ use crate::domain::Region;
 use crate::eventlog::EventLog;
 use crate::modem::actor::{Exchange, ModemHandle};
 use crate::modem::session::{self, Identity, NetworkStatus};
+use crate::modem::simulated::SimulatedModem;
 use crate::modem::simulator::SimConfig;
-use crate::modem::transport::{PortSettings, PtyModem};
+use crate::modem::transport::PortSettings;
 use crate::store::{Store, StoreError, now_ms};
 
 /// The port name that stands for the built-in simulated modem.
@@ -68,7 +69,7 @@ struct Slot {
 
 struct Running {
     modem: ModemHandle,
-    simulator: Option<Arc<PtyModem>>,
+    simulator: Option<SimulatedModem>,
     worker: Arc<Worker>,
 }
 
@@ -143,7 +144,7 @@ impl Fleet {
     ///
     /// # Errors
     ///
-    /// Fails when the stored settings cannot be read, or the simulator cannot start.
+    /// Fails when the stored settings cannot be read.
     pub async fn start(&self) -> Result<(), StoreError> {
         for slot in self.slots.values() {
             if let Some(stored) = self.store.setting(&settings_key(&slot.id)).await? {
@@ -165,12 +166,12 @@ impl Fleet {
     ///
     /// # Errors
     ///
-    /// Fails for an unknown id or when a simulator cannot start.
+    /// Fails for an unknown id.
     pub async fn connect(&self, id: &str) -> Result<ModemStatus, FleetError> {
         let slot = self.slot(id)?;
         let mut running = slot.running.lock().await;
         if running.is_none() {
-            *running = Some(self.launch(&slot)?);
+            *running = Some(self.launch(&slot));
         }
         drop(running);
         Ok(read(&slot.status).clone())
@@ -242,7 +243,7 @@ impl Fleet {
     /// # Errors
     ///
     /// Fails for an unknown id, a disconnected modem, or one that is real.
-    pub async fn simulator(&self, id: &str) -> Result<Arc<PtyModem>, FleetError> {
+    pub async fn simulator(&self, id: &str) -> Result<SimulatedModem, FleetError> {
         let slot = self.slot(id)?;
         let running = slot.running.lock().await;
         match running.as_ref() {
@@ -300,17 +301,15 @@ impl Fleet {
     }
 
     /// Starts the actor, the supervisor, the handler of unsolicited lines and the worker.
-    fn launch(&self, slot: &Arc<Slot>) -> Result<Running, FleetError> {
-        let mut settings = read(&slot.settings).clone();
-        let simulator = if settings.path == SIM_PORT {
-            let simulator = PtyModem::start(self.sim.clone())
-                .map_err(|e| FleetError::Simulator(e.to_string()))?;
-            settings.path = simulator.path().to_owned();
-            Some(Arc::new(simulator))
+    fn launch(&self, slot: &Arc<Slot>) -> Running {
+        let settings = read(&slot.settings).clone();
+        let (simulator, (modem, mut urcs)) = if settings.path == SIM_PORT {
+            let simulator = SimulatedModem::new(self.sim.clone());
+            let spawned = ModemHandle::spawn_simulated(settings, simulator.clone());
+            (Some(simulator), spawned)
         } else {
-            None
+            (None, ModemHandle::spawn(settings))
         };
-        let (modem, mut urcs) = ModemHandle::spawn(settings);
         let worker = Arc::new(Worker::default());
         {
             let mut status = write(&slot.status);
@@ -354,11 +353,11 @@ impl Fleet {
             self.control.clone(),
             worker.clone(),
         );
-        Ok(Running {
+        Running {
             modem,
             simulator,
             worker,
-        })
+        }
     }
 }
 
@@ -374,9 +373,6 @@ pub enum FleetError {
     /// The modem is a real one.
     #[error("the modem is not simulated")]
     NotSimulated,
-    /// The simulator could not start.
-    #[error("the simulated modem cannot start: {0}")]
-    Simulator(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

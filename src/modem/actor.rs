@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serialport::SerialPort;
 use tokio::sync::{mpsc, oneshot};
 
 use super::at::{Final, Framer, Line, Urc};
 use super::cms::CmsError;
-use super::transport::PortSettings;
+use super::simulated::SimulatedModem;
+use super::transport::{Port, PortSettings};
 
 /// How long the thread waits for a byte before looking at its queue again.
 const POLL: Duration = Duration::from_millis(5);
@@ -146,12 +146,29 @@ impl ModemHandle {
     /// Starts the actor for the port in `settings` and returns its handle and the channel of
     /// unsolicited result codes. The port is opened (and reopened) by the actor's thread.
     pub fn spawn(settings: PortSettings) -> (ModemHandle, mpsc::UnboundedReceiver<Urc>) {
+        Self::spawn_on(settings, None)
+    }
+
+    /// Like [`ModemHandle::spawn`], on the in-memory port of a simulated modem; `settings`
+    /// give the PIN, and their path names the modem in logs.
+    pub fn spawn_simulated(
+        settings: PortSettings,
+        simulated: SimulatedModem,
+    ) -> (ModemHandle, mpsc::UnboundedReceiver<Urc>) {
+        Self::spawn_on(settings, Some(simulated))
+    }
+
+    fn spawn_on(
+        settings: PortSettings,
+        simulated: Option<SimulatedModem>,
+    ) -> (ModemHandle, mpsc::UnboundedReceiver<Urc>) {
         let (requests, inbox) = mpsc::unbounded_channel();
         let (events, urcs) = mpsc::unbounded_channel();
         let trace = Arc::new(Mutex::new(VecDeque::with_capacity(TRACE_LEN)));
         let link = Arc::new(Link::default());
         let actor = Actor {
             settings,
+            simulated,
             inbox,
             events,
             trace: trace.clone(),
@@ -267,6 +284,8 @@ impl ModemHandle {
 
 struct Actor {
     settings: PortSettings,
+    /// The simulated modem whose memory port is opened instead of `settings.path`.
+    simulated: Option<SimulatedModem>,
     inbox: mpsc::UnboundedReceiver<Request>,
     events: mpsc::UnboundedSender<Urc>,
     trace: Arc<Mutex<VecDeque<Exchange>>>,
@@ -287,7 +306,7 @@ impl Actor {
     fn run(mut self) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let mut port = match self.settings.open(POLL) {
+            let mut port = match self.open() {
                 Ok(port) => port,
                 Err(err) => {
                     tracing::debug!(port = %self.settings.path, error = %err, "port not open");
@@ -328,10 +347,18 @@ impl Actor {
         }
     }
 
+    /// Opens the port: the serial device at the settings' path, or the simulator's memory.
+    fn open(&self) -> Result<Box<dyn Port>, serialport::Error> {
+        match &self.simulated {
+            Some(simulated) => Ok(Box::new(simulated.open_port(POLL))),
+            None => Ok(Box::new(self.settings.open(POLL)?)),
+        }
+    }
+
     /// Brings a freshly opened modem to a known state: whatever it was still saying (a late
     /// answer from before a reset) is read and dropped, the SIM PIN is given if it asks for
     /// one, and the init sequence runs.
-    fn prepare(&mut self, port: &mut dyn SerialPort) -> Result<(), ModemError> {
+    fn prepare(&mut self, port: &mut dyn Port) -> Result<(), ModemError> {
         let as_modem = |failure: Failure| match failure {
             Failure::Modem(err) => err,
             Failure::Port(_) => ModemError::Disconnected,
@@ -381,7 +408,7 @@ impl Actor {
 
     /// Serves requests on an open port; returns `Ok` when every handle is gone and `Err` when
     /// the port fails.
-    fn serve(&mut self, port: &mut dyn SerialPort) -> std::io::Result<()> {
+    fn serve(&mut self, port: &mut dyn Port) -> std::io::Result<()> {
         loop {
             let request = match self.inbox.try_recv() {
                 Ok(Request::Close) => return Ok(()),
@@ -436,7 +463,7 @@ impl Actor {
     /// dropped by [`Actor::prepare`] instead of being taken for the next command's.
     fn settle<T>(
         &mut self,
-        port: &mut dyn SerialPort,
+        port: &mut dyn Port,
         result: Result<T, Failure>,
     ) -> (Result<T, ModemError>, Option<std::io::Error>) {
         match result {
@@ -453,7 +480,7 @@ impl Actor {
     }
 
     /// Reads and drops answer lines until the modem has been quiet for `quiet`.
-    fn drain(&mut self, port: &mut dyn SerialPort, quiet: Duration) -> std::io::Result<()> {
+    fn drain(&mut self, port: &mut dyn Port, quiet: Duration) -> std::io::Result<()> {
         let mut last = Instant::now();
         while last.elapsed() < quiet {
             if !self.read_lines(port, &[])?.is_empty() {
@@ -465,7 +492,7 @@ impl Actor {
 
     fn send_pdu(
         &mut self,
-        port: &mut dyn SerialPort,
+        port: &mut dyn Port,
         tpdu_length: usize,
         hex: &str,
         timeout: Duration,
@@ -510,7 +537,7 @@ impl Actor {
 
     fn exchange(
         &mut self,
-        port: &mut dyn SerialPort,
+        port: &mut dyn Port,
         command: &str,
         expect: &[&str],
         timeout: Duration,
@@ -529,7 +556,7 @@ impl Actor {
     /// Reads until the phase completes or the deadline passes. URCs go to the event channel.
     fn wait(
         &mut self,
-        port: &mut dyn SerialPort,
+        port: &mut dyn Port,
         command: &str,
         expect: &[&str],
         mut phase: Phase,
@@ -559,11 +586,7 @@ impl Actor {
     }
 
     /// One read from the port, framed; URCs are sent out as events here.
-    fn read_lines(
-        &mut self,
-        port: &mut dyn SerialPort,
-        expect: &[&str],
-    ) -> std::io::Result<Vec<Line>> {
+    fn read_lines(&mut self, port: &mut dyn Port, expect: &[&str]) -> std::io::Result<Vec<Line>> {
         let mut buffer = [0u8; 512];
         let n = match port.read(&mut buffer) {
             Ok(0) => return Err(std::io::Error::other("the port was closed")),
@@ -585,12 +608,7 @@ impl Actor {
         Ok(lines)
     }
 
-    fn write(
-        &mut self,
-        port: &mut dyn SerialPort,
-        shown: &str,
-        bytes: &[u8],
-    ) -> Result<(), Failure> {
+    fn write(&mut self, port: &mut dyn Port, shown: &str, bytes: &[u8]) -> Result<(), Failure> {
         self.framer.sent(shown);
         self.record('>', shown);
         port.write_all(bytes).map_err(Failure::Port)

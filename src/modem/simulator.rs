@@ -15,6 +15,9 @@ use super::pdu::{self, Received};
 /// Ctrl-Z ends a PDU after the `> ` prompt; Esc cancels it.
 const CTRL_Z: u8 = 0x1A;
 const ESC: u8 = 0x1B;
+/// How many sent segments and idle gaps are remembered for tests and benchmarks; the older
+/// half is let go past this, so a simulator left running for months stays small.
+const KEPT: usize = 100_000;
 
 /// How the simulated modem behaves.
 #[derive(Clone, Debug)]
@@ -263,6 +266,7 @@ impl Simulator {
             _ if upper.starts_with("AT+CMGS=") => {
                 if let Some(done) = self.last_done_ms.take() {
                     self.gaps_ms.push(now_ms.saturating_sub(done));
+                    keep_recent(&mut self.gaps_ms);
                 }
                 match upper["AT+CMGS=".len()..].trim().parse::<usize>() {
                     Ok(length) if self.pdu_mode && (1..=176).contains(&length) => {
@@ -310,6 +314,7 @@ impl Simulator {
         self.last_done_ms = Some(done);
         self.air_ms += self.config.segment_time_ms;
         self.sent.push((recipient.clone(), hex));
+        keep_recent(&mut self.sent);
         self.emit(done, format!("\r\n+CMGS: {mr}\r\n\r\nOK\r\n").into_bytes());
 
         if submit.status_report {
@@ -399,6 +404,13 @@ impl Simulator {
 
     fn emit(&mut self, at_ms: u64, bytes: Vec<u8>) {
         self.scheduled.push(Scheduled { at_ms, bytes });
+    }
+}
+
+/// Lets the older half of `items` go once it holds more than [`KEPT`].
+fn keep_recent<T>(items: &mut Vec<T>) {
+    if items.len() > KEPT {
+        items.drain(..KEPT / 2);
     }
 }
 

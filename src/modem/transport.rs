@@ -1,21 +1,23 @@
-//! The serial line: opening a modem's port with its settings, listing the ports of the machine,
-//! and a simulated modem behind a pseudo-terminal.
+//! The serial line: opening a modem's port with its settings, and listing the ports of the
+//! machine. The simulated modem's own ports, in memory and on a pseudo-terminal, are in
+//! [`super::simulated`].
 //!
 //! A blocking `serialport` handle with a short read timeout, owned by one thread per modem, is
-//! as fast as an async serial stream and much simpler. The pseudo-terminal gives tests (and
-//! `pregonero modem simulate`) a real tty path that the production code opens like any USB
-//! modem, while the simulator answers on the other side.
+//! as fast as an async serial stream and much simpler.
 
-use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::io::{Read, Write};
+use std::time::Duration;
 
-use serialport::{DataBits, FlowControl, Parity, SerialPort, SerialPortType, StopBits, TTYPort};
+use serialport::{DataBits, FlowControl, Parity, SerialPort, SerialPortType, StopBits};
 
-use super::simulator::{SimConfig, Simulator};
 use crate::config::Secret;
+
+/// What the modem actor reads and writes: a serial port, or the simulator's memory port. Reads
+/// wait at most the timeout the port was opened with, then fail with
+/// [`std::io::ErrorKind::TimedOut`].
+pub trait Port: Read + Write + Send {}
+
+impl<T: Read + Write + Send + ?Sized> Port for T {}
 
 /// How to open a modem's serial port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,101 +240,4 @@ pub fn list_ports() -> Result<Vec<FoundPort>, serialport::Error> {
             }
         })
         .collect())
-}
-
-/// A simulated modem answering on the master side of a pseudo-terminal.
-pub struct PtyModem {
-    path: String,
-    simulator: Arc<Mutex<Simulator>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl PtyModem {
-    /// Opens a pseudo-terminal and starts answering on it.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the system has no pseudo-terminal to give.
-    pub fn start(config: SimConfig) -> io::Result<PtyModem> {
-        let (mut master, slave) = TTYPort::pair().map_err(io::Error::from)?;
-        let path = slave
-            .name()
-            .ok_or_else(|| io::Error::other("the pseudo-terminal has no path"))?;
-        master
-            .set_timeout(Duration::from_millis(10))
-            .map_err(io::Error::from)?;
-
-        let simulator = Arc::new(Mutex::new(Simulator::new(config)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (simulator, stop) = (simulator.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("modem-simulator".into())
-                .spawn(move || {
-                    // The slave end stays open here so that the terminal does not hang up
-                    // between the times the gateway opens and closes it.
-                    let _slave = slave;
-                    serve(&mut master, &simulator, &stop);
-                })?
-        };
-        Ok(PtyModem {
-            path,
-            simulator,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// The path to open as the modem's serial port.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// Acts on the simulator (to deliver a text or ring a call) at the current time.
-    pub fn with_simulator<R>(&self, act: impl FnOnce(&mut Simulator, u64) -> R) -> R {
-        let mut simulator = self.simulator.lock().unwrap_or_else(|e| e.into_inner());
-        act(&mut simulator, now_ms())
-    }
-}
-
-impl Drop for PtyModem {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(master: &mut TTYPort, simulator: &Mutex<Simulator>, stop: &AtomicBool) {
-    let mut buffer = [0u8; 1024];
-    while !stop.load(Ordering::Relaxed) {
-        let input = match master.read(&mut buffer) {
-            Ok(n) => &buffer[..n],
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => &[],
-            // Nobody has the slave open (EIO): wait for the gateway to open it again.
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(5));
-                &[]
-            }
-        };
-        let output = {
-            let mut sim = simulator.lock().unwrap_or_else(|e| e.into_inner());
-            let now = now_ms();
-            if !input.is_empty() {
-                sim.write(input, now);
-            }
-            sim.read(now)
-        };
-        if !output.is_empty() {
-            let _ = master.write_all(&output);
-        }
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

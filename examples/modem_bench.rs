@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
         writer.insert(batch).await?;
     }
 
-    let window = SendingWindow::parse("00:00", "23:59", chrono_tz::UTC)?;
+    let window = SendingWindow::parse("00:00", "24:00", chrono_tz::UTC)?;
     let control = Arc::new(SendingControl::new(false, window));
     let events = Arc::new(EventLog::open(&dir.path().join("logs"), chrono_tz::UTC)?);
     let ids: Vec<String> = (1..=modems).map(|i| format!("sim-{i}")).collect();

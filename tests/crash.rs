@@ -170,7 +170,7 @@ async fn a_segment_on_the_air_at_the_kill_is_held_for_review_not_resent() {
     let base = format!("http://127.0.0.1:{port}");
     let client = Client::new();
     let slow = [
-        ("PREGONERO_SENDING_WINDOW", "00:00-23:59"),
+        ("PREGONERO_SENDING_WINDOW", "00:00-24:00"),
         ("PREGONERO_AUTO_START", "true"),
         ("PREGONERO_SIM_SEGMENT_MS", "4000"),
     ];
@@ -218,7 +218,7 @@ async fn a_segment_on_the_air_at_the_kill_is_held_for_review_not_resent() {
     child.kill();
 
     let fast = [
-        ("PREGONERO_SENDING_WINDOW", "00:00-23:59"),
+        ("PREGONERO_SENDING_WINDOW", "00:00-24:00"),
         ("PREGONERO_AUTO_START", "true"),
         ("PREGONERO_SIM_SEGMENT_MS", "10"),
     ];

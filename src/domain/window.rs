@@ -1,6 +1,7 @@
 //! The sending window: the hours of the day when messages may go out, in the organisation's time
 //! zone (08:00–20:00 in `America/La_Paz` unless configured). A window whose end is earlier than
-//! its start crosses midnight (22:00–06:00).
+//! its start crosses midnight (22:00–06:00). `24:00` ends a window at midnight, so `00:00–24:00`
+//! is the whole day.
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -12,7 +13,7 @@ pub enum WindowError {
     #[error("`{0}` is not a time of day (HH:MM)")]
     NotATime(String),
     /// Start and end are the same, which would mean an empty (or full) day.
-    #[error("the window starts and ends at the same time; use 00:00–23:59 for the whole day")]
+    #[error("the window starts and ends at the same time; use 00:00-24:00 for the whole day")]
     Empty,
 }
 
@@ -20,18 +21,21 @@ pub enum WindowError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SendingWindow {
     start: NaiveTime,
+    /// Midnight when the window was written to end at `24:00`.
     end: NaiveTime,
+    /// `00:00-24:00`: never closed.
+    all_day: bool,
     tz: Tz,
 }
 
 impl std::fmt::Display for SendingWindow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}-{}",
-            self.start.format("%H:%M"),
-            self.end.format("%H:%M")
-        )
+        let end = if self.end == NaiveTime::MIN {
+            "24:00".to_owned()
+        } else {
+            self.end.format("%H:%M").to_string()
+        };
+        write!(f, "{}-{end}", self.start.format("%H:%M"))
     }
 }
 
@@ -40,17 +44,30 @@ impl SendingWindow {
     ///
     /// # Errors
     ///
-    /// Fails when a time does not parse or both are equal.
+    /// Fails when a time does not parse or both are equal. `end` may be `24:00` (midnight at
+    /// the end of the day); `start` may not.
     pub fn parse(start: &str, end: &str, tz: Tz) -> Result<SendingWindow, WindowError> {
         let time = |s: &str| {
             NaiveTime::parse_from_str(s.trim(), "%H:%M")
                 .map_err(|_| WindowError::NotATime(s.to_owned()))
         };
-        let (start, end) = (time(start)?, time(end)?);
-        if start == end {
+        let until_midnight = end.trim() == "24:00";
+        let start = time(start)?;
+        let end = if until_midnight {
+            NaiveTime::MIN
+        } else {
+            time(end)?
+        };
+        let all_day = until_midnight && start == NaiveTime::MIN;
+        if start == end && !all_day {
             return Err(WindowError::Empty);
         }
-        Ok(SendingWindow { start, end, tz })
+        Ok(SendingWindow {
+            start,
+            end,
+            all_day,
+            tz,
+        })
     }
 
     /// The time zone the window's hours are in.
@@ -73,7 +90,9 @@ impl SendingWindow {
     /// Whether `at` falls inside the window.
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         let local = at.with_timezone(&self.tz).time();
-        if self.start < self.end {
+        if self.all_day {
+            true
+        } else if self.start < self.end {
             self.start <= local && local < self.end
         } else {
             local >= self.start || local < self.end
@@ -101,9 +120,10 @@ impl SendingWindow {
             .unwrap_or(at + Duration::hours(24))
     }
 
-    /// When the window that contains `at` closes; `None` when `at` is outside it.
+    /// When the window that contains `at` closes; `None` when `at` is outside it, or the
+    /// window is the whole day.
     pub fn closes_at(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if !self.contains(at) {
+        if self.all_day || !self.contains(at) {
             return None;
         }
         let local = at.with_timezone(&self.tz);
@@ -175,6 +195,22 @@ mod tests {
     fn a_window_is_shown_as_it_is_written() {
         let window = SendingWindow::parse("08:00", "20:30", LA_PAZ).unwrap();
         assert_eq!(window.to_string(), "08:00-20:30");
+    }
+
+    #[test]
+    fn twenty_four_hundred_ends_the_day() {
+        let whole = SendingWindow::parse_range("00:00-24:00", LA_PAZ).unwrap();
+        for hour in 0..24 {
+            assert!(whole.contains(utc(&format!("2026-12-03T{hour:02}:59:59Z"))));
+        }
+        assert_eq!(whole.closes_at(utc("2026-12-03T12:00:00Z")), None);
+        assert_eq!(whole.to_string(), "00:00-24:00");
+
+        let evening = SendingWindow::parse_range("18:00-24:00", LA_PAZ).unwrap();
+        assert!(evening.contains(utc("2026-12-04T03:59:59Z"))); // 23:59:59 local
+        assert!(!evening.contains(utc("2026-12-04T04:00:00Z"))); // midnight local
+        assert_eq!(evening.to_string(), "18:00-24:00");
+        assert!(SendingWindow::parse_range("24:00-08:00", LA_PAZ).is_err());
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub async fn spawn_app() -> TestApp {
         // the simulated modem is quick, and the window never closes during a test.
         auto_start: false,
         sim_segment_ms: 10,
-        sending_window: "00:00-23:59".into(),
+        sending_window: "00:00-24:00".into(),
         ..Config::default()
     };
     let app = Application::build(config).await.expect("service starts");

@@ -74,7 +74,7 @@ async fn the_sending_state_shows_the_window() {
     let app = spawn_app().await;
     let state: Value = app.get_json("/v1/sending", &app.admin_token).await;
     assert_eq!(state["started"], false);
-    assert_eq!(state["window"], "00:00-23:59");
+    assert_eq!(state["window"], "00:00-24:00");
     assert_eq!(state["time_zone"], "America/La_Paz");
 
     let (_, reporter) = app.user_with("reporter", &["reports"]).await;

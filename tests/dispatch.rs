@@ -1,5 +1,7 @@
 //! Recovery after a crash: nothing accepted is lost, and nothing that may have gone out is sent
-//! again blindly.
+//! again blindly. Runs on SQLite, or PostgreSQL with `PREGONERO_TEST_POSTGRES_URL`.
+
+mod common;
 
 use pregonero::domain::{Channel, Encoding};
 use pregonero::store::{InsertOutcome, MessageWriter, NewMessage, REVIEW_NOTE, Store};
@@ -21,7 +23,7 @@ fn message(n: u32) -> NewMessage {
 #[tokio::test]
 async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("d.db").display());
+    let url = common::fresh_database_url(dir.path()).await;
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let writer = MessageWriter::spawn(store.clone());
@@ -79,7 +81,7 @@ async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
 #[tokio::test]
 async fn a_message_cancelled_after_its_claim_does_not_go_out() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let url = common::fresh_database_url(dir.path()).await;
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let writer = MessageWriter::spawn(store.clone());
@@ -93,7 +95,7 @@ async fn a_message_cancelled_after_its_claim_does_not_go_out() {
 #[tokio::test]
 async fn status_reports_deliver_a_message_part_by_part() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let url = common::fresh_database_url(dir.path()).await;
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let writer = MessageWriter::spawn(store.clone());

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serialport::{SerialPort, TTYPort};
 
 use super::simulator::{SimConfig, Simulator};
+use super::transport::Port;
 
 /// One simulated modem, shared by its port and by whoever injects traffic; cheap to clone.
 #[derive(Clone, Debug)]
@@ -116,6 +117,12 @@ impl MemoryPort {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+}
+
+impl Port for MemoryPort {
+    fn try_clone_port(&self) -> io::Result<Box<dyn Port>> {
+        Ok(Box::new(self.modem.open_port(self.read_timeout)))
     }
 }
 

@@ -15,9 +15,20 @@ use crate::config::Secret;
 /// What the modem actor reads and writes: a serial port, or the simulator's memory port. Reads
 /// wait at most the timeout the port was opened with, then fail with
 /// [`std::io::ErrorKind::TimedOut`].
-pub trait Port: Read + Write + Send {}
+pub trait Port: Read + Write + Send {
+    /// A second handle on the same port, so that one thread can read while another writes.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the operating system refuses to duplicate the handle.
+    fn try_clone_port(&self) -> std::io::Result<Box<dyn Port>>;
+}
 
-impl<T: Read + Write + Send + ?Sized> Port for T {}
+impl Port for Box<dyn SerialPort> {
+    fn try_clone_port(&self) -> std::io::Result<Box<dyn Port>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+}
 
 /// How to open a modem's serial port.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::domain::{PhoneNumber, Region};
 use crate::eventlog::EventLog;
 use crate::modem::actor::{ModemError, ModemHandle};
 use crate::modem::at::Urc;
 use crate::modem::pdu::{self, Address, AddressKind, Received as Pdu, ReportOutcome};
-use crate::store::{Received, ReceivedText, ReportEffect, Store};
+use crate::store::{Received, ReceivedText, Report, ReportEffect, Store};
 
 /// How long reading or deleting one stored message may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,12 +32,17 @@ pub struct Inbound {
     events: Arc<EventLog>,
     /// The last caller and when they last rang.
     last_call: Option<(String, Instant)>,
+    /// Status reports go to a task of their own, which applies them in batches.
+    reports: mpsc::UnboundedSender<Report>,
 }
 
 impl Inbound {
     /// A handler for the modem `modem_id`.
     pub fn new(store: Store, modem_id: String, region: Region, events: Arc<EventLog>) -> Inbound {
+        let (reports, queue) = mpsc::unbounded_channel();
+        tokio::spawn(apply_reports(store.clone(), queue));
         Inbound {
+            reports,
             store,
             modem_id,
             region,
@@ -152,14 +158,13 @@ impl Inbound {
                     ReportOutcome::Failed => Some(false),
                     ReportOutcome::Pending => None,
                 };
-                let store = self.store.clone();
-                let modem_id = self.modem_id.clone();
-                let recipient = report.recipient.value.clone();
-                let (mr, status) = (report.message_reference, report.status);
-                // A report may overtake the record of its own `+CMGS`: it is retried for a
-                // while off this task, so that received texts are not held up meanwhile.
-                tokio::spawn(async move {
-                    apply_report(store, &modem_id, mr, &recipient, delivered, status).await;
+                // Applied off this task, so that received texts are not held up meanwhile.
+                let _ = self.reports.send(Report {
+                    modem_id: self.modem_id.clone(),
+                    mr: report.message_reference,
+                    recipient: report.recipient.value.clone(),
+                    delivered,
+                    status: report.status,
                 });
                 true
             }
@@ -225,38 +230,96 @@ fn masked(number: &str) -> String {
     }
 }
 
-/// Records a status report. A report can overtake the record of its segment's `+CMGS` (the
-/// network may answer within milliseconds), so one that matches nothing is tried again a few
-/// times before it is let go.
-async fn apply_report(
-    store: Store,
-    modem_id: &str,
-    mr: u8,
-    recipient: &str,
-    delivered: Option<bool>,
-    status: u8,
-) {
-    let mut wait = Duration::from_millis(200);
-    for _ in 0..6 {
-        match store
-            .apply_report(modem_id, mr, recipient, delivered, status)
-            .await
-        {
-            Ok(ReportEffect::Unmatched) if delivered.is_some() => {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
+/// Tries before a report that matches no segment is let go.
+const REPORT_TRIES: u32 = 6;
+/// Reports applied in one transaction at most.
+const REPORT_BATCH: usize = 500;
+
+/// A report waiting to be applied.
+struct Waiting {
+    report: Report,
+    tries: u32,
+    due: tokio::time::Instant,
+}
+
+/// Applies one modem's status reports until its handler is gone: everything that came
+/// together in one transaction. A report can overtake the record of its segment's `+CMGS`
+/// (the network may answer within milliseconds, before the worker's next step commits it), so
+/// one that matches nothing is tried again a few times, after 0.2, 0.4, 0.8 s and so on, before
+/// it is let go; so is one that met a busy or restarting database.
+async fn apply_reports(store: Store, mut queue: mpsc::UnboundedReceiver<Report>) {
+    let mut waiting: Vec<Waiting> = Vec::new();
+    let mut open = true;
+    loop {
+        // 1. Wait for a report, or for the first retry that is due.
+        let first_due = waiting.iter().map(|w| w.due).min();
+        let received = match (open, first_due) {
+            (true, Some(due)) => tokio::time::timeout_at(due, queue.recv()).await.ok(),
+            (true, None) => Some(queue.recv().await),
+            (false, Some(due)) => {
+                tokio::time::sleep_until(due).await;
+                None
             }
-            Ok(effect) => {
-                tracing::debug!(modem.id = %modem_id, effect = ?effect, "status report");
-                return;
+            (false, None) => return,
+        };
+        let now = tokio::time::Instant::now();
+        match received {
+            Some(Some(report)) => waiting.push(Waiting {
+                report,
+                tries: 0,
+                due: now,
+            }),
+            Some(None) => open = false,
+            None => {}
+        }
+
+        // 2. Take whatever else came meanwhile.
+        while open && waiting.len() < REPORT_BATCH {
+            match queue.try_recv() {
+                Ok(report) => waiting.push(Waiting {
+                    report,
+                    tries: 0,
+                    due: now,
+                }),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
             }
+        }
+
+        // 3. Apply those that are due, together.
+        let (due, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|w| w.due <= now);
+        waiting = later;
+        if due.is_empty() {
+            continue;
+        }
+        let reports: Vec<Report> = due.iter().map(|w| w.report.clone()).collect();
+        let effects = match store.apply_reports(&reports).await {
+            Ok(effects) => effects.into_iter().map(Some).collect(),
             Err(err) => {
-                // A busy or restarting database: the report is worth another try.
-                tracing::warn!(error = ?err, "status report not recorded; retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
+                tracing::warn!(error = ?err, count = due.len(), "status reports not recorded");
+                vec![None; due.len()]
+            }
+        };
+        for (mut report, effect) in due.into_iter().zip(effects) {
+            let retry = match &effect {
+                None => true,
+                Some(ReportEffect::Unmatched) => report.report.delivered.is_some(),
+                Some(effect) => {
+                    tracing::debug!(modem.id = %report.report.modem_id, ?effect, "status report");
+                    false
+                }
+            };
+            report.tries += 1;
+            if retry && report.tries < REPORT_TRIES {
+                report.due = now + Duration::from_millis(100 << report.tries);
+                waiting.push(report);
+            } else if retry {
+                tracing::info!(
+                    modem.id = %report.report.modem_id,
+                    mr = report.report.mr,
+                    "status report not applied"
+                );
             }
         }
     }
-    tracing::info!(modem.id = %modem_id, mr, "status report not applied");
 }

@@ -26,7 +26,7 @@ pub struct Accepted {
 /// written for it. One commit a segment keeps a modem fed without ever leaving more than the
 /// segment on the air in doubt.
 pub struct Step {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+    tx: super::WriteTx,
     backend: Backend,
 }
 
@@ -108,8 +108,7 @@ impl Step {
     ///
     /// Fails when the database does; then nothing of the step happened.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
+        self.tx.commit().await
     }
 }
 
@@ -447,7 +446,7 @@ pub const REVIEW_NOTE: &str = "review: the service stopped while the modem was s
     message; a segment may have gone out, so it was not sent again";
 
 /// What a status report changed.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReportEffect {
     /// No sent segment matches the report (it is old, or for another gateway's message).
     Unmatched,
@@ -468,10 +467,23 @@ pub enum ReportEffect {
     },
 }
 
+/// A status report as the dispatcher hands it to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The modem that received it.
+    pub modem_id: String,
+    /// The message reference of the segment it is about (TP-MR).
+    pub mr: u8,
+    /// The recipient of that segment, as the report gives it.
+    pub recipient: String,
+    /// The report's verdict: `None` while the service centre is still trying.
+    pub delivered: Option<bool>,
+    /// Its TP-ST.
+    pub status: u8,
+}
+
 impl Store {
-    /// Applies a status report to the segment it is about: the latest segment sent through
-    /// `modem_id` with message reference `mr` to `recipient`. `delivered` is the report's
-    /// verdict (`None` while the service centre is still trying); `status` its TP-ST.
+    /// Applies one status report; see [`Store::apply_reports`].
     ///
     /// # Errors
     ///
@@ -484,69 +496,102 @@ impl Store {
         delivered: Option<bool>,
         status: u8,
     ) -> Result<ReportEffect, StoreError> {
-        let Some(delivered) = delivered else {
-            return Ok(ReportEffect::Unmatched);
+        let report = Report {
+            modem_id: modem_id.to_owned(),
+            mr,
+            recipient: recipient.to_owned(),
+            delivered,
+            status,
         };
-        // One transaction: one commit a report, and the message never seen half-updated.
-        let mut tx = self.begin_write().await?;
-        let part: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT message_id, part FROM message_parts WHERE modem_id = $1 AND mr = $2 \
-             AND recipient = $3 AND state = 'sent' ORDER BY sent_at DESC LIMIT 1",
-        )
-        .bind(modem_id)
-        .bind(i64::from(mr))
-        .bind(recipient)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((message_id, part)) = part else {
-            return Ok(ReportEffect::Unmatched);
-        };
-
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE message_parts SET state = $1, reported_at = $2, report_status = $3 \
-             WHERE message_id = $4 AND part = $5",
-        )
-        .bind(if delivered { "delivered" } else { "failed" })
-        .bind(now)
-        .bind(i64::from(status))
-        .bind(message_id)
-        .bind(part)
-        .execute(&mut *tx)
-        .await?;
-
-        if !delivered {
-            sqlx::query(
-                "UPDATE messages SET status = 'failed', updated_at = $1, error = $2 \
-                 WHERE id = $3 AND status IN ('sending', 'sent')",
-            )
-            .bind(now)
-            .bind(format!(
-                "status report: not delivered (TP-ST 0x{status:02X})"
-            ))
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(ReportEffect::Failed { message_id });
-        }
-
-        // Delivered once every segment of the message is: the total is on each part row.
-        let done = sqlx::query(
-            "UPDATE messages SET status = 'delivered', delivered_at = $1, updated_at = $1 \
-             WHERE id = $2 AND status IN ('sending', 'sent') AND \
-             (SELECT MAX(total) FROM message_parts WHERE message_id = $2) = \
-             (SELECT COUNT(*) FROM message_parts WHERE message_id = $2 AND state = 'delivered')",
-        )
-        .bind(now)
-        .bind(message_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(if done.rows_affected() == 1 {
-            ReportEffect::Delivered { message_id }
-        } else {
-            ReportEffect::Part { message_id }
-        })
+        let mut effects = self.apply_reports(std::slice::from_ref(&report)).await?;
+        Ok(effects.pop().unwrap_or(ReportEffect::Unmatched))
     }
+
+    /// Applies status reports, each to the segment it is about: the latest segment sent through
+    /// its modem with its message reference to its recipient. All of them in one transaction:
+    /// one commit for however many reports came together, and no message seen half-updated.
+    /// Returns what each one changed, in order.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does; then none of them was applied.
+    pub async fn apply_reports(&self, reports: &[Report]) -> Result<Vec<ReportEffect>, StoreError> {
+        if reports.iter().all(|r| r.delivered.is_none()) {
+            return Ok(vec![ReportEffect::Unmatched; reports.len()]);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut effects = Vec::with_capacity(reports.len());
+        for report in reports {
+            effects.push(apply_report_on(&mut tx, report).await?);
+        }
+        tx.commit().await?;
+        Ok(effects)
+    }
+}
+
+async fn apply_report_on(
+    conn: &mut AnyConnection,
+    report: &Report,
+) -> Result<ReportEffect, StoreError> {
+    let Some(delivered) = report.delivered else {
+        return Ok(ReportEffect::Unmatched);
+    };
+    let part: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT message_id, part FROM message_parts WHERE modem_id = $1 AND mr = $2 \
+         AND recipient = $3 AND state = 'sent' ORDER BY sent_at DESC LIMIT 1",
+    )
+    .bind(&report.modem_id)
+    .bind(i64::from(report.mr))
+    .bind(&report.recipient)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((message_id, part)) = part else {
+        return Ok(ReportEffect::Unmatched);
+    };
+
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE message_parts SET state = $1, reported_at = $2, report_status = $3 \
+         WHERE message_id = $4 AND part = $5",
+    )
+    .bind(if delivered { "delivered" } else { "failed" })
+    .bind(now)
+    .bind(i64::from(report.status))
+    .bind(message_id)
+    .bind(part)
+    .execute(&mut *conn)
+    .await?;
+
+    if !delivered {
+        sqlx::query(
+            "UPDATE messages SET status = 'failed', updated_at = $1, error = $2 \
+             WHERE id = $3 AND status IN ('sending', 'sent')",
+        )
+        .bind(now)
+        .bind(format!(
+            "status report: not delivered (TP-ST 0x{:02X})",
+            report.status
+        ))
+        .bind(message_id)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(ReportEffect::Failed { message_id });
+    }
+
+    // Delivered once every segment of the message is: the total is on each part row.
+    let done = sqlx::query(
+        "UPDATE messages SET status = 'delivered', delivered_at = $1, updated_at = $1 \
+         WHERE id = $2 AND status IN ('sending', 'sent') AND \
+         (SELECT MAX(total) FROM message_parts WHERE message_id = $2) = \
+         (SELECT COUNT(*) FROM message_parts WHERE message_id = $2 AND state = 'delivered')",
+    )
+    .bind(now)
+    .bind(message_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(if done.rows_affected() == 1 {
+        ReportEffect::Delivered { message_id }
+    } else {
+        ReportEffect::Part { message_id }
+    })
 }

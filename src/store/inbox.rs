@@ -280,7 +280,7 @@ impl Store {
     /// the same text was already stored.
     async fn assemble(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut super::WriteTx,
         group: &Fragments,
     ) -> Result<Option<i64>, StoreError> {
         let mut body = String::new();

@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use counters::SegmentCounter;
-pub use dispatch::{Accepted, REVIEW_NOTE, Recovered, ReportEffect, Step};
+pub use dispatch::{Accepted, REVIEW_NOTE, Recovered, Report, ReportEffect, Step};
 pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
 pub use users::{NewUser, UserChanges, UserRecord};
@@ -92,6 +92,41 @@ pub struct Store {
     restart_wanted: Arc<AtomicBool>,
     /// Log pages past which the log is restarted.
     wal_restart_pages: i64,
+    /// See [`Store::write_gate`].
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction, holding the write gate until it is committed or dropped (rolled back).
+/// It dereferences to the connection, so statements run on `&mut *tx`.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// Makes the transaction durable, then lets the next writer in.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does; then nothing of the transaction happened.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -153,6 +188,7 @@ impl Store {
             last_write: Arc::new(AtomicI64::new(0)),
             restart_wanted: Arc::new(AtomicBool::new(false)),
             wal_restart_pages: WAL_RESTART_PAGES,
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -175,21 +211,35 @@ impl Store {
         self.backend
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`): a transaction that reads first and writes later would otherwise
-    /// fail with "database is locked" whenever another connection committed in between, since
-    /// SQLite cannot upgrade a read snapshot that is no longer the newest, and the busy timeout
-    /// does not help there. PostgreSQL needs nothing special.
+    /// Begins a transaction that will write. On SQLite it first takes this process's write
+    /// gate (see [`Store::write_gate`]) and then the database's write lock (`BEGIN IMMEDIATE`):
+    /// a transaction that reads first and writes later would otherwise fail with "database is
+    /// locked" whenever another connection committed in between, since SQLite cannot upgrade a
+    /// read snapshot that is no longer the newest. PostgreSQL needs neither.
     ///
     /// # Errors
     ///
     /// Fails when the database does, or the write lock is not had within the busy timeout.
-    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let gate = self.write_gate().await;
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(tx)
+        Ok(WriteTx { tx, _gate: gate })
+    }
+
+    /// On SQLite, the turn to write, among this process's busiest writers (the message
+    /// writer, the dispatcher's steps, status reports, the inbox). SQLite has one writer at a
+    /// time; a connection that finds the lock taken sleeps in its busy handler for 1, 2, 5, 10
+    /// ms and more before it looks again, which made a modem wait for the database between
+    /// segments. Queueing here instead hands the lock over the moment it is free. `None` on
+    /// PostgreSQL, whose row locks need no such turn.
+    pub(crate) async fn write_gate(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_gate.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// Whether the database answers a trivial query.

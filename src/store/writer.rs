@@ -101,6 +101,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             }
         }
 
+        // The group waits its turn with the other writers of this process, not in SQLite's
+        // busy handler.
+        let gate = store.write_gate().await;
         let written = match conn.as_mut() {
             Some(c) => write_group(c, store.backend(), &jobs).await,
             None => match store.pool().acquire().await {
@@ -118,6 +121,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
         {
             tracing::warn!(error = %err, "write-ahead log not restarted; will retry");
         }
+        drop(gate);
         match written {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {

@@ -85,6 +85,8 @@ pub struct Simulator {
     scheduled: Vec<Scheduled>,
     /// Recipients of every segment accepted, in order, for tests to inspect.
     sent: Vec<(String, String)>,
+    /// Segments accepted since the start, however many `sent` still holds.
+    accepted: u64,
 }
 
 impl Simulator {
@@ -106,6 +108,7 @@ impl Simulator {
             busy_until_ms: 0,
             scheduled: Vec::new(),
             sent: Vec::new(),
+            accepted: 0,
         }
     }
 
@@ -215,7 +218,12 @@ impl Simulator {
         );
     }
 
-    /// The recipients and PDUs of every segment accepted so far.
+    /// How many segments were accepted since the start.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// The recipients and PDUs of the segments accepted so far (the latest 100,000).
     pub fn sent(&self) -> &[(String, String)] {
         &self.sent
     }
@@ -314,6 +322,7 @@ impl Simulator {
         self.last_done_ms = Some(done);
         self.air_ms += self.config.segment_time_ms;
         self.sent.push((recipient.clone(), hex));
+        self.accepted += 1;
         keep_recent(&mut self.sent);
         self.emit(done, format!("\r\n+CMGS: {mr}\r\n\r\nOK\r\n").into_bytes());
 

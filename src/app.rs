@@ -14,7 +14,7 @@ use crate::api::{self, AppState};
 use crate::auth::{TokenKeys, hash_password, random_hex, random_password};
 use crate::config::Config;
 use crate::dispatch::fleet::Fleet;
-use crate::dispatch::{SendingControl, SendingSettings};
+use crate::dispatch::{SendingControl, SendingSettings, journal};
 use crate::domain::ModuleSet;
 use crate::eventlog::EventLog;
 use crate::metrics::Metrics;
@@ -70,6 +70,14 @@ impl Application {
             })
             .collect();
         let modem_ids: Vec<String> = modems.iter().map(|(id, _)| id.clone()).collect();
+        // What the modems' journals hold goes to the database before recovery reads it.
+        let journal_dir = config.data_dir.join("journal");
+        let replayed = journal::replay(&store, &journal_dir)
+            .await
+            .with_context(|| format!("cannot read the journals in {}", journal_dir.display()))?;
+        if replayed > 0 {
+            tracing::info!(steps = replayed, "journalled dispatch steps applied");
+        }
         let recovered = store.recover_interrupted(&modem_ids).await?;
         if recovered != Default::default() {
             tracing::warn!(
@@ -110,6 +118,7 @@ impl Application {
                 report_delay_ms: config.sim_segment_ms,
                 ..SimConfig::default()
             },
+            journal_dir,
             modems,
         ));
         fleet.start().await?;

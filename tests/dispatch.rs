@@ -3,8 +3,11 @@
 
 mod common;
 
+use pregonero::dispatch::journal::{self, Ledger};
 use pregonero::domain::{Channel, Encoding};
-use pregonero::store::{InsertOutcome, MessageWriter, NewMessage, REVIEW_NOTE, Store};
+use pregonero::store::{
+    InsertOutcome, MessageWriter, NewMessage, Progress, REVIEW_NOTE, ReportEffect, Store,
+};
 
 fn message(n: u32) -> NewMessage {
     NewMessage {
@@ -184,4 +187,122 @@ async fn status_reports_deliver_a_message_part_by_part() {
             .unwrap(),
         ReportEffect::Unmatched
     );
+}
+
+#[tokio::test]
+async fn journalled_steps_applied_twice_count_and_send_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let writer = MessageWriter::spawn(store.clone());
+    writer.insert(vec![message(1), message(2)]).await.unwrap();
+    let claimed = store.claim_for_sending("modem-1", 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|(_, done)| done.is_empty()));
+    let (first, second) = (claimed[0].0.id, claimed[1].0.id);
+
+    let steps = [
+        Progress::Handed {
+            message: first,
+            part: 1,
+            total: 1,
+            recipient: "+59171234567".into(),
+            at: 10,
+        },
+        Progress::Accepted {
+            message: first,
+            part: 1,
+            mr: 4,
+            last: true,
+            at: 11,
+        },
+        Progress::Handed {
+            message: second,
+            part: 1,
+            total: 1,
+            recipient: "+59171234567".into(),
+            at: 12,
+        },
+        Progress::Refused {
+            message: second,
+            part: 1,
+        },
+        Progress::Retry {
+            message: second,
+            due: 99,
+            reason: "+CMS ERROR 42".into(),
+            at: 13,
+        },
+    ];
+    // A replay after a crash between the commit and emptying the journal applies them again.
+    store.record_progress("modem-1", &steps).await.unwrap();
+    store.record_progress("modem-1", &steps).await.unwrap();
+
+    let sent = store.message(first).await.unwrap().unwrap();
+    assert_eq!(sent.status.as_str(), "sent");
+    assert_eq!(sent.attempts, 1);
+    let retried = store.message(second).await.unwrap().unwrap();
+    assert_eq!(retried.status.as_str(), "pending");
+    assert_eq!(retried.attempts, 1);
+    assert_eq!(retried.scheduled_for, 99);
+    let counters = store
+        .segment_counters(&["modem-1".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(counters[0].segments, 1);
+
+    // The report for the sent segment finds it by its reference.
+    let effect = store
+        .apply_report("modem-1", 4, "+59171234567", Some(true), 0)
+        .await
+        .unwrap();
+    assert_eq!(effect, ReportEffect::Delivered { message_id: first });
+}
+
+#[tokio::test]
+async fn a_segment_only_the_journal_knows_of_is_held_for_review_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let writer = MessageWriter::spawn(store.clone());
+    writer.insert(vec![message(1), message(2)]).await.unwrap();
+    let claimed = store.claim_for_sending("modem-1", 2).await.unwrap();
+    let (on_air, next) = (claimed[0].0.id, claimed[1].0.id);
+
+    // The journal got the segment's entry; the process died before the database did. (The
+    // entry is applied to a scratch database here, so the real one never hears of it.)
+    let journal = dir.path().join("journal");
+    let scratch = Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("scratch.db").display()
+    ))
+    .await
+    .unwrap();
+    scratch.migrate().await.unwrap();
+    let ledger = Ledger::open(&journal, scratch, "modem-1").unwrap();
+    let handed = Progress::Handed {
+        message: on_air,
+        part: 1,
+        total: 1,
+        recipient: "+59171234567".into(),
+        at: 10,
+    };
+    ledger.write(handed, true).unwrap();
+    ledger.settled().await;
+    drop(ledger);
+
+    assert_eq!(journal::replay(&store, &journal).await.unwrap(), 1);
+    let recovered = store
+        .recover_interrupted(&["modem-1".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!((recovered.for_review, recovered.requeued), (1, 1));
+    let held = store.message(on_air).await.unwrap().unwrap();
+    assert_eq!(held.error.as_deref(), Some(REVIEW_NOTE));
+    let requeued = store.message(next).await.unwrap().unwrap();
+    assert_eq!(requeued.status.as_str(), "pending");
+    // A replayed journal is empty afterwards.
+    assert_eq!(journal::replay(&store, &journal).await.unwrap(), 0);
 }

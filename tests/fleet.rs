@@ -55,6 +55,7 @@ async fn node(modems: usize) -> Node {
         events,
         Region::parse("BO").unwrap(),
         sim,
+        dir.path().join("journal"),
         ids.collect(),
     );
     fleet.start().await.unwrap();

@@ -256,6 +256,7 @@ fn fleet_error(err: FleetError) -> ApiError {
             field: None,
             detail: "this modem is a real one; only the simulator can be told to receive".into(),
         },
+        FleetError::Journal(reason) => ApiError::Internal(anyhow::anyhow!(reason)),
         FleetError::Store(err) => err.into(),
     }
 }

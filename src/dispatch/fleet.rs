@@ -3,6 +3,7 @@
 //! them at run time, and the settings of their ports.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use super::inbound::Inbound;
+use super::journal::Ledger;
 use super::{SendingControl, Worker, spawn_worker};
 use crate::domain::Region;
 use crate::eventlog::EventLog;
@@ -65,6 +67,8 @@ struct Slot {
     settings: std::sync::RwLock<PortSettings>,
     running: Mutex<Option<Running>>,
     status: Arc<std::sync::RwLock<ModemStatus>>,
+    /// The modem's journal, opened at its first connection and kept across reconnections.
+    ledger: std::sync::Mutex<Option<Ledger>>,
 }
 
 struct Running {
@@ -80,6 +84,7 @@ pub struct Fleet {
     events: Arc<EventLog>,
     region: Region,
     sim: SimConfig,
+    journal_dir: PathBuf,
     slots: BTreeMap<String, Arc<Slot>>,
 }
 
@@ -97,13 +102,15 @@ fn settings_key(id: &str) -> String {
 }
 
 impl Fleet {
-    /// The fleet of `modems` (id and start-up port settings); nothing is opened yet.
+    /// The fleet of `modems` (id and start-up port settings), journalling into `journal_dir`
+    /// (see [`super::journal`]); nothing is opened yet.
     pub fn new(
         store: Store,
         control: Arc<SendingControl>,
         events: Arc<EventLog>,
         region: Region,
         sim: SimConfig,
+        journal_dir: PathBuf,
         modems: Vec<(String, PortSettings)>,
     ) -> Fleet {
         let slots = modems
@@ -121,6 +128,7 @@ impl Fleet {
                     settings: std::sync::RwLock::new(settings),
                     running: Mutex::new(None),
                     status: Arc::new(std::sync::RwLock::new(status)),
+                    ledger: std::sync::Mutex::new(None),
                 };
                 (id, Arc::new(slot))
             })
@@ -131,6 +139,7 @@ impl Fleet {
             events,
             region,
             sim,
+            journal_dir,
             slots,
         }
     }
@@ -171,7 +180,8 @@ impl Fleet {
         let slot = self.slot(id)?;
         let mut running = slot.running.lock().await;
         if running.is_none() {
-            *running = Some(self.launch(&slot));
+            let ledger = self.ledger(&slot)?;
+            *running = Some(self.launch(&slot, ledger));
         }
         drop(running);
         Ok(read(&slot.status).clone())
@@ -189,6 +199,16 @@ impl Fleet {
         if let Some(running) = taken {
             running.worker.stop();
             running.worker.wait_idle().await;
+            // What the worker journalled reaches the database before the answer, unless the
+            // database is away; it gets there once the database is back.
+            let ledger = slot
+                .ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(ledger) = ledger {
+                let _ = tokio::time::timeout(Duration::from_secs(5), ledger.settled()).await;
+            }
             running.modem.close();
             mark_disconnected(&slot.status);
             tracing::info!(modem.id = %slot.id, "modem disconnected");
@@ -300,8 +320,24 @@ impl Fleet {
         self.slots.get(id).cloned().ok_or(FleetError::Unknown)
     }
 
+    /// The modem's journal, opened the first time.
+    fn ledger(&self, slot: &Slot) -> Result<Ledger, FleetError> {
+        let mut ledger = slot.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = ledger.as_ref() {
+            return Ok(open.clone());
+        }
+        let open =
+            Ledger::open(&self.journal_dir, self.store.clone(), &slot.id).map_err(|err| {
+                tracing::error!(modem.id = %slot.id, error = %err, "journal not opened");
+                write(&slot.status).last_error = Some(format!("journal not opened: {err}"));
+                FleetError::Journal(err.to_string())
+            })?;
+        *ledger = Some(open.clone());
+        Ok(open)
+    }
+
     /// Starts the actor, the supervisor, the handler of unsolicited lines and the worker.
-    fn launch(&self, slot: &Arc<Slot>) -> Running {
+    fn launch(&self, slot: &Arc<Slot>, ledger: Ledger) -> Running {
         let settings = read(&slot.settings).clone();
         let (simulator, (modem, mut urcs)) = if settings.path == SIM_PORT {
             let simulator = SimulatedModem::new(self.sim.clone());
@@ -352,6 +388,7 @@ impl Fleet {
             modem.clone(),
             self.control.clone(),
             worker.clone(),
+            ledger,
         );
         Running {
             modem,
@@ -373,6 +410,9 @@ pub enum FleetError {
     /// The modem is a real one.
     #[error("the modem is not simulated")]
     NotSimulated,
+    /// The modem's journal could not be opened, so it may not send.
+    #[error("the modem's journal could not be opened: {0}")]
+    Journal(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

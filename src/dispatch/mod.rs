@@ -1,25 +1,32 @@
 //! The dispatcher: one worker a modem claims due messages and hands their segments to the
 //! modem, only while sending is started and the sending window is open.
 //!
-//! Each segment is recorded before `AT+CMGS` is written and again when the network accepts it,
-//! so a crash at any moment leaves at most one segment in doubt, and that message is held for
-//! review rather than sent twice (see [`Store::recover_interrupted`]). `+CMS ERROR`s that may
-//! pass are retried with back-off; the others fail the message with a readable reason.
+//! Each segment is written to the modem's journal, and synced, before its PDU is written to the
+//! modem, and its outcome after (see [`journal`]); the database has both soon after, in batches.
+//! So a crash at any moment leaves at most one segment in doubt, and that message is held for
+//! review rather than sent twice (see [`Store::recover_interrupted`]), while the modem never
+//! waits for the database between segments. A fast modem claims many messages at once, a slow
+//! one the one it is about to send. `+CMS ERROR`s that may pass are retried with back-off; the
+//! others fail the message with a readable reason.
 
 pub mod fleet;
 pub mod inbound;
+pub mod journal;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::domain::SendingWindow;
 use crate::modem::actor::{ModemError, ModemHandle};
 use crate::modem::pdu::{Submit, SubmitOptions, encode_submit};
-use crate::store::{Accepted, MessageRecord, Store, StoreError, now_ms};
+use crate::store::{MessageRecord, Progress, REVIEW_NOTE, Store, StoreError, now_ms};
+use journal::Ledger;
 
 /// How long one segment may take, from `AT+CMGS` to `+CMGS:`; real modems take 2–6 s.
 const SEGMENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,6 +34,11 @@ const SEGMENT_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_ATTEMPTS: i64 = 5;
 /// How long an idle worker waits before looking for due messages again.
 const IDLE: Duration = Duration::from_millis(250);
+/// How much sending a worker claims ahead: a modem that sends a segment in 1 ms claims 250
+/// messages at a time (up to [`MAX_CLAIM`]), one that takes a second claims one.
+const CLAIM_AHEAD: Duration = Duration::from_millis(250);
+/// The most messages a worker claims at once.
+const MAX_CLAIM: usize = 256;
 /// How long the network keeps trying to deliver (24 hours).
 const VALIDITY_MINUTES: u32 = 24 * 60;
 
@@ -227,19 +239,41 @@ pub fn spawn_worker(
     modem: ModemHandle,
     control: Arc<SendingControl>,
     worker: Arc<Worker>,
+    ledger: Ledger,
 ) {
     tokio::spawn(async move {
         let mut run = Run {
             store,
             modem_id,
             modem,
+            ledger,
+            ahead: VecDeque::new(),
+            claiming: None,
             current: None,
-            accepted: None,
+            pace: None,
         };
         loop {
-            // A message begun is finished even after a stop; nothing new is claimed.
+            // A message begun is finished even after a stop; nothing new is begun.
             let claiming = !worker.is_stopped() && control.may_send_now() && run.modem.is_ready();
-            if !claiming && run.current.is_none() && run.accepted.is_none() {
+            if !claiming {
+                run.release_ahead().await;
+            }
+            if run.current.is_none() {
+                run.current = run.ahead.pop_front();
+            }
+            if run.current.is_none() && claiming {
+                worker.set_busy(true);
+                if run.claiming.is_none() {
+                    run.start_claim();
+                }
+                if let Err(err) = run.finish_claim().await {
+                    tracing::warn!(error = ?err, "messages not claimed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                run.current = run.ahead.pop_front();
+            }
+            if run.current.is_none() {
                 worker.set_busy(false);
                 if worker.is_stopped() {
                     break;
@@ -248,23 +282,19 @@ pub fn spawn_worker(
                 continue;
             }
             worker.set_busy(true);
-            match run.step(claiming).await {
-                Ok(Some((id, part))) => run.send(id, part).await,
-                Ok(None) => {
-                    worker.set_busy(false);
-                    idle(&control).await;
-                }
-                Err(err) => {
-                    tracing::warn!(error = ?err, "dispatch step not recorded; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+            if claiming {
+                run.claim_early();
             }
+            run.send_next().await;
         }
         worker.set_busy(false);
     });
 }
 
-/// The message a worker is sending, encoded.
+/// What a claim returns: messages with the segments of them that went out before.
+type Claimed = Vec<(MessageRecord, Vec<i64>)>;
+
+/// A message a worker holds, encoded.
 struct InHand {
     message: MessageRecord,
     parts: Vec<Submit>,
@@ -287,127 +317,196 @@ impl InHand {
     }
 }
 
-/// One worker's state between steps.
+/// One worker's state between segments.
 struct Run {
     store: Store,
     modem_id: String,
     modem: ModemHandle,
+    ledger: Ledger,
+    /// Messages claimed and not begun, oldest first.
+    ahead: VecDeque<InHand>,
+    /// A claim under way while the modem sends.
+    claiming: Option<JoinHandle<Result<Claimed, StoreError>>>,
+    /// The message being sent.
     current: Option<InHand>,
-    /// The last segment the network accepted, recorded with the next step.
-    accepted: Option<Accepted>,
+    /// How long the last segment took, from `AT+CMGS` to its answer.
+    pace: Option<Duration>,
 }
 
 impl Run {
-    /// Records the last accepted segment and hands over the next one (claiming a message when
-    /// the current one is done and `claiming` allows), in one commit. Returns the message id
-    /// and the segment to write, or `None` when there is nothing to send.
-    async fn step(&mut self, claiming: bool) -> Result<Option<(i64, Submit)>, StoreError> {
-        let mut step = self.store.begin_step().await?;
-        if let Some(accepted) = &self.accepted {
-            step.record_accepted(&self.modem_id, accepted).await?;
-        }
-        let continuing = self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.next < c.parts.len());
-        let mut claimed = None;
-        if !continuing && claiming {
-            while let Some((message, done)) = step.claim(&self.modem_id).await? {
-                let options = SubmitOptions {
-                    status_report: true,
-                    validity_minutes: Some(VALIDITY_MINUTES),
-                    // The same reference on every attempt, so resumed parts join the ones sent.
-                    reference: (message.id % 256) as u8,
-                };
-                let parts = match encode_submit(&message.to, &message.text, &options) {
-                    Ok(parts) => parts,
-                    Err(err) => {
-                        step.mark_failed(message.id, &err.to_string()).await?;
-                        continue;
-                    }
-                };
-                let mut in_hand = InHand {
-                    message,
-                    parts,
-                    next: 0,
-                    done,
-                };
-                in_hand.skip_done();
-                if in_hand.next == in_hand.parts.len() {
-                    // Every segment went out before the interruption.
-                    step.mark_sent(in_hand.message.id).await?;
-                    continue;
-                }
-                claimed = Some(in_hand);
-                break;
-            }
-        }
-        let next = match (&claimed, &self.current) {
-            (Some(c), _) => Some(c),
-            (None, Some(c)) if continuing => Some(c),
-            _ => None,
-        }
-        .map(|c| (c.message.id, c.message.to.clone(), c.parts[c.next].clone()));
-        if let Some((id, to, part)) = &next {
-            let number = (i64::from(part.part), i64::from(part.total));
-            step.hand(*id, number, &self.modem_id, to).await?;
-        }
-        step.commit().await?;
-
-        self.accepted = None;
-        if claimed.is_some() {
-            self.current = claimed;
-        } else if !continuing {
-            self.current = None;
-        }
-        Ok(next.map(|(id, _, part)| (id, part)))
+    /// How many messages to claim at once: as many as the modem sends in about
+    /// [`CLAIM_AHEAD`], so that a fast modem does not wait for the database between messages,
+    /// and a slow one holds no more than the one it is about to send.
+    fn claim_size(&self) -> usize {
+        self.pace.map_or(1, |pace| {
+            let ahead = CLAIM_AHEAD.as_micros() / pace.as_micros().max(1);
+            usize::try_from(ahead)
+                .unwrap_or(MAX_CLAIM)
+                .clamp(1, MAX_CLAIM)
+        })
     }
 
-    /// Writes one segment and keeps the outcome: accepted (recorded with the next step), or a
-    /// failure recorded now.
-    async fn send(&mut self, id: i64, part: Submit) {
-        let result = self
-            .modem
-            .send_pdu(part.tpdu_length, &part.hex, SEGMENT_TIMEOUT)
-            .await;
+    /// Starts claiming the next due messages.
+    fn start_claim(&mut self) {
+        let (store, modem_id, limit) =
+            (self.store.clone(), self.modem_id.clone(), self.claim_size());
+        self.claiming = Some(tokio::spawn(async move {
+            store.claim_for_sending(&modem_id, limit).await
+        }));
+    }
+
+    /// For a fast modem, starts the next claim while half of the last one is still ahead, so
+    /// that it is done by the time the modem needs it.
+    fn claim_early(&mut self) {
+        let size = self.claim_size();
+        if size > 1 && self.claiming.is_none() && self.ahead.len() < size / 2 {
+            self.start_claim();
+        }
+    }
+
+    /// Waits for the claim under way, if any, and puts what it claimed ahead, encoded.
+    async fn finish_claim(&mut self) -> Result<(), StoreError> {
+        let Some(claim) = self.claiming.take() else {
+            return Ok(());
+        };
+        let claimed = match claim.await {
+            Ok(claimed) => claimed?,
+            Err(err) => {
+                // Whatever it claimed stays `sending` until the next start-up's recovery.
+                tracing::error!(error = %err, "claim task failed");
+                return Ok(());
+            }
+        };
+        for (message, done) in claimed {
+            let options = SubmitOptions {
+                status_report: true,
+                validity_minutes: Some(VALIDITY_MINUTES),
+                // The same reference on every attempt, so resumed parts join the ones sent.
+                reference: (message.id % 256) as u8,
+            };
+            let parts = match encode_submit(&message.to, &message.text, &options) {
+                Ok(parts) => parts,
+                Err(err) => {
+                    self.journal(failed(message.id, &err.to_string()));
+                    continue;
+                }
+            };
+            let mut in_hand = InHand {
+                message,
+                parts,
+                next: 0,
+                done,
+            };
+            in_hand.skip_done();
+            if in_hand.next == in_hand.parts.len() {
+                // Every segment went out before the interruption.
+                self.journal(Progress::Sent {
+                    message: in_hand.message.id,
+                    at: now_ms(),
+                });
+                continue;
+            }
+            self.ahead.push_back(in_hand);
+        }
+        Ok(())
+    }
+
+    /// Gives the messages claimed and not begun back to the queue (sending stopped, the window
+    /// closed, or the modem went away).
+    async fn release_ahead(&mut self) {
+        if let Err(err) = self.finish_claim().await {
+            tracing::warn!(error = ?err, "messages not claimed");
+        }
+        if self.ahead.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = self.ahead.iter().map(|m| m.message.id).collect();
+        match self.store.release(&self.modem_id, &ids).await {
+            Ok(()) => self.ahead.clear(),
+            // They stay claimed; the next try, or the next start-up's recovery, frees them.
+            Err(err) => tracing::warn!(error = ?err, "claimed messages not released"),
+        }
+    }
+
+    /// Hands the current message's next segment to the modem, with its journal entry made
+    /// durable first, and journals the outcome.
+    async fn send_next(&mut self) {
         let Some(current) = self.current.as_mut() else {
             return;
         };
+        let part = current.parts[current.next].clone();
+        let id = current.message.id;
         let number = i64::from(part.part);
-        let ended = match result {
+        let handed = Progress::Handed {
+            message: id,
+            part: number,
+            total: i64::from(part.total),
+            recipient: current.message.to.clone(),
+            at: now_ms(),
+        };
+        let ledger = self.ledger.clone();
+        let started = Instant::now();
+        let result = self
+            .modem
+            .send_pdu_recorded(part.tpdu_length, &part.hex, SEGMENT_TIMEOUT, move || {
+                ledger.write(handed, true)
+            })
+            .await;
+        self.pace = Some(started.elapsed());
+        let outcome = match result {
             Ok(mr) => {
                 current.next += 1;
                 current.skip_done();
-                self.accepted = Some(Accepted {
-                    message_id: id,
+                let last = current.next == current.parts.len();
+                let accepted = Progress::Accepted {
+                    message: id,
                     part: number,
                     mr,
-                    last: current.next == current.parts.len(),
-                });
-                return;
+                    last,
+                    at: now_ms(),
+                };
+                if !last {
+                    self.journal(accepted);
+                    return;
+                }
+                vec![accepted]
             }
             Err(ModemError::Timeout { .. } | ModemError::Unconfirmed { .. }) => {
                 // The segment may be on the air: leave it in doubt for a person to review.
                 tracing::error!(message.id = id, part = part.part, "segment unconfirmed");
-                self.store.mark_failed(id, crate::store::REVIEW_NOTE).await
+                vec![failed(id, REVIEW_NOTE)]
             }
             Err(ModemError::Cms(cms)) if !cms.is_transient() => {
                 tracing::error!(message.id = id, error = %cms, "message failed");
-                match self.store.part_refused(id, number).await {
-                    Ok(()) => self.store.mark_failed(id, &cms.to_string()).await,
-                    Err(err) => Err(err),
-                }
+                vec![refused(id, number), failed(id, &cms.to_string())]
             }
-            Err(err) => match self.store.part_refused(id, number).await {
-                Ok(()) => retry_or_fail(&self.store, &current.message, &err.to_string()).await,
-                Err(store_err) => Err(store_err),
-            },
+            Err(err) => vec![
+                refused(id, number),
+                retry_or_fail(&current.message, &err.to_string()),
+            ],
         };
         self.current = None;
-        if let Err(err) = ended {
-            // The message stays `sending`; the next start-up's recovery settles it.
-            tracing::error!(message.id = id, error = ?err, "dispatch not recorded");
+        for step in outcome {
+            self.journal(step);
         }
+    }
+
+    fn journal(&self, step: Progress) {
+        // Not durable: the next segment's entry carries it to disk, and the database has it
+        // soon after; a write that fails is logged and still reaches the database.
+        let _ = self.ledger.write(step, false);
+    }
+}
+
+fn refused(message: i64, part: i64) -> Progress {
+    Progress::Refused { message, part }
+}
+
+fn failed(message: i64, reason: &str) -> Progress {
+    Progress::Failed {
+        message,
+        reason: reason.to_owned(),
+        at: now_ms(),
     }
 }
 
@@ -415,11 +514,8 @@ async fn idle(control: &SendingControl) {
     let _ = tokio::time::timeout(IDLE, control.wake.notified()).await;
 }
 
-async fn retry_or_fail(
-    store: &Store,
-    message: &MessageRecord,
-    reason: &str,
-) -> Result<(), StoreError> {
+/// A passing error: the message is tried again later, or failed after [`MAX_ATTEMPTS`].
+fn retry_or_fail(message: &MessageRecord, reason: &str) -> Progress {
     let attempts = message.attempts + 1;
     if attempts >= MAX_ATTEMPTS {
         tracing::error!(
@@ -427,7 +523,7 @@ async fn retry_or_fail(
             attempts,
             "message failed after retries"
         );
-        return store.mark_failed(message.id, reason).await;
+        return failed(message.id, reason);
     }
     // 30 s, 1 min, 2 min, 4 min...
     let delay_ms = 30_000 * (1_i64 << (attempts - 1).min(10));
@@ -438,7 +534,11 @@ async fn retry_or_fail(
         reason,
         "retrying later"
     );
-    store
-        .retry_later(message.id, now_ms() + delay_ms, reason)
-        .await
+    let at = now_ms();
+    Progress::Retry {
+        message: message.id,
+        due: at + delay_ms,
+        reason: reason.to_owned(),
+        at,
+    }
 }

@@ -1,115 +1,82 @@
-//! What the dispatcher records: claiming a due message for a modem, each segment handed to the
+//! What the dispatcher records: claiming due messages for a modem, each segment handed to the
 //! modem and confirmed, and the end of a message's way (sent, retried later, failed, or held for
-//! review). Every step is one conditional statement, so a message cancelled through the API in
-//! the meantime is never picked up again, and two gateway nodes never claim the same message.
+//! review). Claims are conditional statements, so a message cancelled through the API in the
+//! meantime is never picked up, and two gateway nodes never claim the same message. The steps
+//! of a claimed message reach the database from the modem's journal, in batches (see
+//! [`Progress`]).
 
 use sqlx::AnyConnection;
 
 use super::messages::{COLUMNS, from_row};
 use super::{Backend, MessageRecord, Store, StoreError, now_ms};
 
-/// A segment the network accepted, waiting to be recorded with the worker's next step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Accepted {
-    /// The message.
-    pub message_id: i64,
-    /// The segment's number, from 1.
-    pub part: i64,
-    /// The message reference `+CMGS` answered.
-    pub mr: u8,
-    /// Whether it was the message's last segment: the message is then `sent`.
-    pub last: bool,
-}
-
-/// One step of a worker, in one transaction: the segment the network just accepted is
-/// recorded, and the next segment is recorded as handed to the modem, before `AT+CMGS` is
-/// written for it. One commit a segment keeps a modem fed without ever leaving more than the
-/// segment on the air in doubt.
-pub struct Step {
-    tx: super::WriteTx,
-    backend: Backend,
-}
-
-impl Step {
-    /// Records an accepted segment, counts it, and ends its message as `sent` when it was the
-    /// last.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn record_accepted(
-        &mut self,
-        modem_id: &str,
-        accepted: &Accepted,
-    ) -> Result<(), StoreError> {
-        let conn = &mut *self.tx;
-        part_sent_on(conn, accepted.message_id, accepted.part, accepted.mr).await?;
-        count_segments_on(conn, modem_id, 1).await?;
-        if accepted.last {
-            mark_sent_on(conn, accepted.message_id).await?;
-        }
-        Ok(())
-    }
-
-    /// Claims the next due message for `modem_id`, straight to `sending`, with the segments
-    /// of it the network already accepted (when an earlier attempt was interrupted).
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn claim(
-        &mut self,
-        modem_id: &str,
-    ) -> Result<Option<(MessageRecord, Vec<i64>)>, StoreError> {
-        let conn = &mut *self.tx;
-        let Some(message) = claim_on(conn, self.backend, modem_id, "sending").await? else {
-            return Ok(None);
-        };
-        let done = parts_sent_on(conn, message.id).await?;
-        Ok(Some((message, done)))
-    }
-
-    /// Records a segment as handed to the modem.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn hand(
-        &mut self,
-        id: i64,
-        part: (i64, i64),
-        modem_id: &str,
-        recipient: &str,
-    ) -> Result<(), StoreError> {
-        part_handed_on(&mut self.tx, id, part, modem_id, recipient).await
-    }
-
-    /// Ends a claimed message as `sent` (every segment had gone out before).
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn mark_sent(&mut self, id: i64) -> Result<(), StoreError> {
-        mark_sent_on(&mut self.tx, id).await
-    }
-
-    /// Ends a claimed message as `failed`.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn mark_failed(&mut self, id: i64, reason: &str) -> Result<(), StoreError> {
-        mark_failed_on(&mut self.tx, id, reason).await
-    }
-
-    /// Makes the step durable.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does; then nothing of the step happened.
-    pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await
-    }
+/// One step of a message's way through a modem, as the dispatcher journals it (see
+/// `dispatch::journal`) and then applies it to the database, in order. Applying the same step
+/// twice changes nothing the second time, so a journal replayed after a crash may overlap with
+/// what had already been applied. Times are when the step happened, in ms since the epoch.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Progress {
+    /// A segment was handed to the modem: from now on it may be on the air.
+    Handed {
+        /// The message.
+        message: i64,
+        /// The segment's number, from 1.
+        part: i64,
+        /// How many segments the message has.
+        total: i64,
+        /// The number it goes to.
+        recipient: String,
+        /// When.
+        at: i64,
+    },
+    /// The network accepted a handed segment; the message is `sent` when it was the last.
+    Accepted {
+        /// The message.
+        message: i64,
+        /// The segment's number.
+        part: i64,
+        /// The message reference `+CMGS` answered.
+        mr: u8,
+        /// Whether it was the message's last segment.
+        last: bool,
+        /// When.
+        at: i64,
+    },
+    /// Every segment of a resumed message had gone out before: it is `sent`.
+    Sent {
+        /// The message.
+        message: i64,
+        /// When.
+        at: i64,
+    },
+    /// The modem refused a handed segment: it did not go out.
+    Refused {
+        /// The message.
+        message: i64,
+        /// The segment's number.
+        part: i64,
+    },
+    /// The message will not go out (or, with [`REVIEW_NOTE`], may have and is not resent).
+    Failed {
+        /// The message.
+        message: i64,
+        /// Why, readably.
+        reason: String,
+        /// When.
+        at: i64,
+    },
+    /// The attempt met a passing error: the message is due again at `due`.
+    Retry {
+        /// The message.
+        message: i64,
+        /// When it is due again.
+        due: i64,
+        /// The error it met.
+        reason: String,
+        /// When.
+        at: i64,
+    },
 }
 
 async fn claim_on(
@@ -117,26 +84,34 @@ async fn claim_on(
     backend: Backend,
     modem_id: &str,
     status: &str,
-) -> Result<Option<MessageRecord>, StoreError> {
+    limit: i64,
+) -> Result<Vec<MessageRecord>, StoreError> {
     let now = now_ms();
     // PostgreSQL nodes skip rows another node is claiming; SQLite has one writer anyway.
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    // The pick is materialised: evaluated once. As a plain `IN (subquery)`, PostgreSQL may run
+    // it again for each row it scans, and with SKIP LOCKED each run picks other rows.
     let sql = format!(
-        "UPDATE messages SET status = $3, modem_id = $1, updated_at = $2 \
-         WHERE id = (SELECT id FROM messages WHERE status = 'pending' \
-         AND scheduled_for <= $2 ORDER BY scheduled_for, id LIMIT 1{lock}) \
-         AND status = 'pending' RETURNING {COLUMNS}"
+        "WITH picked (pick) AS MATERIALIZED (SELECT id FROM messages \
+         WHERE status = 'pending' AND scheduled_for <= $2 \
+         ORDER BY scheduled_for, id LIMIT $4{lock}) \
+         UPDATE messages SET status = $3, modem_id = $1, updated_at = $2 \
+         FROM picked WHERE id = pick AND status = 'pending' RETURNING {COLUMNS}"
     );
-    let row = sqlx::query(&sql)
+    let rows = sqlx::query(&sql)
         .bind(modem_id)
         .bind(now)
         .bind(status)
-        .fetch_optional(&mut *conn)
+        .bind(limit)
+        .fetch_all(&mut *conn)
         .await?;
-    row.as_ref().map(from_row).transpose()
+    let mut claimed = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    // RETURNING keeps no order; the oldest schedule goes first.
+    claimed.sort_by_key(|m| (m.scheduled_for, m.id));
+    Ok(claimed)
 }
 
 async fn parts_sent_on(conn: &mut AnyConnection, id: i64) -> Result<Vec<i64>, StoreError> {
@@ -150,6 +125,30 @@ async fn parts_sent_on(conn: &mut AnyConnection, id: i64) -> Result<Vec<i64>, St
     Ok(rows.into_iter().map(|(part,)| part).collect())
 }
 
+/// The segments of `messages` the network already accepted, as (message, part): those of a
+/// message resumed after an interruption. One look for them all.
+async fn parts_sent_of(
+    conn: &mut AnyConnection,
+    messages: &[MessageRecord],
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = (1..=messages.len())
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT message_id, part FROM message_parts WHERE message_id IN ({list}) \
+         AND state IN ('sent', 'delivered', 'failed')"
+    );
+    let mut query = sqlx::query_as(&sql);
+    for message in messages {
+        query = query.bind(message.id);
+    }
+    Ok(query.fetch_all(&mut *conn).await?)
+}
+
 async fn part_handed_on(
     conn: &mut AnyConnection,
     id: i64,
@@ -161,7 +160,9 @@ async fn part_handed_on(
         "INSERT INTO message_parts (message_id, part, total, modem_id, recipient, state, \
          handed_at) VALUES ($1, $2, $3, $4, $5, 'sending', $6) \
          ON CONFLICT (message_id, part) DO UPDATE SET state = 'sending', \
-         modem_id = $4, handed_at = $6",
+         modem_id = $4, handed_at = $6 \
+         WHERE message_parts.state NOT IN ('sent', 'delivered', 'failed') \
+         AND message_parts.modem_id = excluded.modem_id",
     )
     .bind(id)
     .bind(part)
@@ -174,48 +175,117 @@ async fn part_handed_on(
     Ok(())
 }
 
+/// Records a handed segment as accepted; returns 1, or 0 when it already was.
 async fn part_sent_on(
     conn: &mut AnyConnection,
     id: i64,
     part: i64,
     mr: u8,
-) -> Result<(), StoreError> {
-    sqlx::query(
+    at: i64,
+) -> Result<i64, StoreError> {
+    let done = sqlx::query(
         "UPDATE message_parts SET state = 'sent', mr = $1, sent_at = $2 \
-         WHERE message_id = $3 AND part = $4",
+         WHERE message_id = $3 AND part = $4 AND state = 'sending'",
     )
     .bind(i64::from(mr))
-    .bind(now_ms())
+    .bind(at)
     .bind(id)
     .bind(part)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(i64::try_from(done.rows_affected()).unwrap_or(0))
 }
 
-async fn mark_sent_on(conn: &mut AnyConnection, id: i64) -> Result<(), StoreError> {
-    let now = now_ms();
-    sqlx::query(
+/// Records a segment handed and accepted in one write; returns 1, or 0 when it already was.
+async fn part_handed_and_sent_on(
+    conn: &mut AnyConnection,
+    (id, part, total): (i64, i64, i64),
+    modem_id: &str,
+    recipient: &str,
+    (handed_at, sent_at, mr): (i64, i64, u8),
+) -> Result<i64, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO message_parts (message_id, part, total, modem_id, recipient, state, \
+         mr, handed_at, sent_at) VALUES ($1, $2, $3, $4, $5, 'sent', $6, $7, $8) \
+         ON CONFLICT (message_id, part) DO UPDATE SET state = 'sent', modem_id = $4, \
+         mr = $6, handed_at = $7, sent_at = $8 \
+         WHERE message_parts.state NOT IN ('sent', 'delivered', 'failed') \
+         AND message_parts.modem_id = excluded.modem_id",
+    )
+    .bind(id)
+    .bind(part)
+    .bind(total)
+    .bind(modem_id)
+    .bind(recipient)
+    .bind(i64::from(mr))
+    .bind(handed_at)
+    .bind(sent_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(i64::try_from(done.rows_affected()).unwrap_or(0))
+}
+
+/// The SQL condition that a message is still held by `modem_id` when one is given: a
+/// journalled step of one modem never touches a message another modem has claimed since.
+fn held_by(modem_id: Option<&str>, param: usize) -> String {
+    modem_id.map_or_else(String::new, |_| format!(" AND modem_id = ${param}"))
+}
+
+async fn mark_sent_on(
+    conn: &mut AnyConnection,
+    id: i64,
+    at: i64,
+    modem_id: Option<&str>,
+) -> Result<(), StoreError> {
+    let sql = format!(
         "UPDATE messages SET status = 'sent', sent_at = $1, updated_at = $1, \
-         attempts = attempts + 1, error = NULL WHERE id = $2 AND status = 'sending'",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+         attempts = attempts + 1, error = NULL WHERE id = $2 AND status = 'sending'{}",
+        held_by(modem_id, 3)
+    );
+    let mut query = sqlx::query(&sql).bind(at).bind(id);
+    if let Some(modem_id) = modem_id {
+        query = query.bind(modem_id);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
-async fn mark_failed_on(conn: &mut AnyConnection, id: i64, reason: &str) -> Result<(), StoreError> {
-    sqlx::query(
+async fn mark_failed_on(
+    conn: &mut AnyConnection,
+    id: i64,
+    (reason, at): (&str, i64),
+    modem_id: Option<&str>,
+) -> Result<(), StoreError> {
+    let sql = format!(
         "UPDATE messages SET status = 'failed', updated_at = $1, attempts = attempts + 1, \
-         error = $2 WHERE id = $3 AND status IN ('queued', 'sending')",
-    )
-    .bind(now_ms())
-    .bind(reason)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+         error = $2 WHERE id = $3 AND status IN ('queued', 'sending'){}",
+        held_by(modem_id, 4)
+    );
+    let mut query = sqlx::query(&sql).bind(at).bind(reason).bind(id);
+    if let Some(modem_id) = modem_id {
+        query = query.bind(modem_id);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn retry_later_on(
+    conn: &mut AnyConnection,
+    id: i64,
+    (due, reason, at): (i64, &str, i64),
+    modem_id: Option<&str>,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE messages SET status = 'pending', scheduled_for = $1, updated_at = $2, \
+         attempts = attempts + 1, error = $3, modem_id = NULL \
+         WHERE id = $4 AND status IN ('queued', 'sending'){}",
+        held_by(modem_id, 5)
+    );
+    let mut query = sqlx::query(&sql).bind(due).bind(at).bind(reason).bind(id);
+    if let Some(modem_id) = modem_id {
+        query = query.bind(modem_id);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -318,19 +388,164 @@ impl Store {
     /// Fails when the database does.
     pub async fn claim_next(&self, modem_id: &str) -> Result<Option<MessageRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        claim_on(&mut conn, self.backend(), modem_id, "queued").await
+        let claimed = claim_on(&mut conn, self.backend(), modem_id, "queued", 1).await?;
+        Ok(claimed.into_iter().next())
     }
 
-    /// Begins a worker's step; see [`Step`].
+    /// Claims up to `limit` due messages for `modem_id`, oldest schedule first, straight to
+    /// `sending` (a message in a modem's hands is no longer cancelled), each with the segments
+    /// of it the network already accepted in an earlier, interrupted attempt.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does; then nothing was claimed.
+    pub async fn claim_for_sending(
+        &self,
+        modem_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(MessageRecord, Vec<i64>)>, StoreError> {
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write().await?;
+        let claimed = claim_on(&mut tx, self.backend(), modem_id, "sending", limit).await?;
+        let done = parts_sent_of(&mut tx, &claimed).await?;
+        tx.commit().await?;
+        Ok(claimed
+            .into_iter()
+            .map(|message| {
+                let parts = done
+                    .iter()
+                    .filter(|(id, _)| *id == message.id)
+                    .map(|(_, part)| *part)
+                    .collect();
+                (message, parts)
+            })
+            .collect())
+    }
+
+    /// Gives claimed messages of `modem_id` that it did not begin back to the queue.
     ///
     /// # Errors
     ///
     /// Fails when the database does.
-    pub async fn begin_step(&self) -> Result<Step, StoreError> {
-        Ok(Step {
-            tx: self.begin_write().await?,
-            backend: self.backend(),
-        })
+    pub async fn release(&self, modem_id: &str, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = (3..3 + ids.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE messages SET status = 'pending', modem_id = NULL, updated_at = $1 \
+             WHERE modem_id = $2 AND status = 'sending' AND id IN ({list})"
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms()).bind(modem_id);
+        for id in ids {
+            query = query.bind(id);
+        }
+        let mut tx = self.begin_write().await?;
+        query.execute(&mut *tx).await?;
+        tx.commit().await
+    }
+
+    /// Applies a modem's journalled steps, in order and in one transaction. A segment handed
+    /// and accepted within the same batch is written once, as sent.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does; then none of them was applied.
+    pub async fn record_progress(
+        &self,
+        modem_id: &str,
+        steps: &[Progress],
+    ) -> Result<(), StoreError> {
+        let mine = Some(modem_id);
+        let mut tx = self.begin_write().await?;
+        let mut counted = 0;
+        let mut index = 0;
+        while let Some(step) = steps.get(index) {
+            index += 1;
+            match step {
+                Progress::Handed {
+                    message,
+                    part,
+                    total,
+                    recipient,
+                    at,
+                } => {
+                    let accepted = match steps.get(index) {
+                        Some(Progress::Accepted {
+                            message: m,
+                            part: p,
+                            mr,
+                            last,
+                            at: sent_at,
+                        }) if m == message && p == part => Some((*mr, *last, *sent_at)),
+                        _ => None,
+                    };
+                    let Some((mr, last, sent_at)) = accepted else {
+                        part_handed_on(&mut tx, *message, (*part, *total), modem_id, recipient)
+                            .await?;
+                        continue;
+                    };
+                    index += 1;
+                    let written = part_handed_and_sent_on(
+                        &mut tx,
+                        (*message, *part, *total),
+                        modem_id,
+                        recipient,
+                        (*at, sent_at, mr),
+                    )
+                    .await?;
+                    counted += written;
+                    if written > 0 && last {
+                        mark_sent_on(&mut tx, *message, sent_at, mine).await?;
+                    }
+                }
+                Progress::Accepted {
+                    message,
+                    part,
+                    mr,
+                    last,
+                    at,
+                } => {
+                    let written = part_sent_on(&mut tx, *message, *part, *mr, *at).await?;
+                    counted += written;
+                    if written > 0 && *last {
+                        mark_sent_on(&mut tx, *message, *at, mine).await?;
+                    }
+                }
+                Progress::Sent { message, at } => {
+                    mark_sent_on(&mut tx, *message, *at, mine).await?
+                }
+                Progress::Refused { message, part } => {
+                    sqlx::query(
+                        "DELETE FROM message_parts WHERE message_id = $1 AND part = $2 \
+                         AND state = 'sending' AND modem_id = $3",
+                    )
+                    .bind(message)
+                    .bind(part)
+                    .bind(modem_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Progress::Failed {
+                    message,
+                    reason,
+                    at,
+                } => mark_failed_on(&mut tx, *message, (reason, *at), mine).await?,
+                Progress::Retry {
+                    message,
+                    due,
+                    reason,
+                    at,
+                } => retry_later_on(&mut tx, *message, (*due, reason, *at), mine).await?,
+            }
+        }
+        if counted > 0 {
+            count_segments_on(&mut tx, modem_id, counted).await?;
+        }
+        tx.commit().await
     }
 
     /// Moves a claimed message to `sending`; `false` when it was cancelled meanwhile.
@@ -383,7 +598,8 @@ impl Store {
     /// Fails when the database does.
     pub async fn part_sent(&self, id: i64, part: i64, mr: u8) -> Result<(), StoreError> {
         let mut conn = self.pool().acquire().await?;
-        part_sent_on(&mut conn, id, part, mr).await
+        part_sent_on(&mut conn, id, part, mr, now_ms()).await?;
+        Ok(())
     }
 
     /// Forgets a segment the modem refused: it did not go out.
@@ -407,7 +623,7 @@ impl Store {
     /// Fails when the database does.
     pub async fn mark_sent(&self, id: i64) -> Result<(), StoreError> {
         let mut conn = self.pool().acquire().await?;
-        mark_sent_on(&mut conn, id).await
+        mark_sent_on(&mut conn, id, now_ms(), None).await
     }
 
     /// The attempt failed for a passing reason: back to `pending`, due again at `at` (ms).
@@ -416,18 +632,8 @@ impl Store {
     ///
     /// Fails when the database does.
     pub async fn retry_later(&self, id: i64, at: i64, reason: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET status = 'pending', scheduled_for = $1, updated_at = $2, \
-             attempts = attempts + 1, error = $3, modem_id = NULL \
-             WHERE id = $4 AND status IN ('queued', 'sending')",
-        )
-        .bind(at)
-        .bind(now_ms())
-        .bind(reason)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        retry_later_on(&mut conn, id, (at, reason, now_ms()), None).await
     }
 
     /// The message will not go out: `failed`, with the reason.
@@ -437,7 +643,7 @@ impl Store {
     /// Fails when the database does.
     pub async fn mark_failed(&self, id: i64, reason: &str) -> Result<(), StoreError> {
         let mut conn = self.pool().acquire().await?;
-        mark_failed_on(&mut conn, id, reason).await
+        mark_failed_on(&mut conn, id, (reason, now_ms()), None).await
     }
 }
 

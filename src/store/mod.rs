@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use counters::SegmentCounter;
-pub use dispatch::{Accepted, REVIEW_NOTE, Recovered, Report, ReportEffect, Step};
+pub use dispatch::{Progress, REVIEW_NOTE, Recovered, Report, ReportEffect};
 pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
 pub use users::{NewUser, UserChanges, UserRecord};

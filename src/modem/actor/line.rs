@@ -50,9 +50,15 @@ pub(super) enum Request {
         tpdu_length: usize,
         hex: String,
         timeout: Duration,
+        /// Made durable after `AT+CMGS` is written and before the PDU is: while the modem
+        /// answers with its prompt.
+        record: Option<Record>,
         reply: oneshot::Sender<Result<u8, ModemError>>,
     },
 }
+
+/// What must be on disk before a segment may go on the air.
+pub(super) type Record = Box<dyn FnOnce() -> io::Result<()> + Send>;
 
 /// What wakes the actor: a request, or what the reader got from the port.
 pub(super) enum Event {
@@ -323,9 +329,10 @@ impl Actor {
                     tpdu_length,
                     hex,
                     timeout,
+                    record,
                     reply,
                 } => {
-                    let result = self.send_pdu(port, tpdu_length, &hex, timeout);
+                    let result = self.send_pdu(port, tpdu_length, &hex, timeout, record);
                     if matches!(result, Err(Failure::Modem(_))) {
                         // Whatever went wrong, the modem must not stay waiting for PDU text.
                         let _ = port.write_all(&[ESC]);
@@ -394,11 +401,19 @@ impl Actor {
         tpdu_length: usize,
         hex: &str,
         timeout: Duration,
+        record: Option<Record>,
     ) -> Result<u8, Failure> {
         let command = format!("AT+CMGS={tpdu_length}");
         let deadline = Instant::now() + timeout;
         self.write(port, &command, format!("{command}\r").as_bytes())?;
+        let recorded = record.map_or(Ok(()), |record| record());
         self.wait(&command, &[], Phase::Prompt, (deadline, timeout))?;
+        if let Err(err) = recorded {
+            // Not written down, so not sent: the escape that follows cancels the prompt.
+            return Err(Failure::Modem(ModemError::NotRecorded {
+                reason: err.to_string(),
+            }));
+        }
 
         // From here the segment may reach the network: a failure that does not say the modem
         // refused it leaves it unconfirmed, never simply failed.

@@ -79,6 +79,13 @@ pub enum ModemError {
         /// What happened instead of `+CMGS`.
         reason: String,
     },
+    /// What had to be written down before the segment went out could not be, so it was not
+    /// sent.
+    #[error("the segment was not sent: its journal entry failed: {reason}")]
+    NotRecorded {
+        /// Why the entry failed.
+        reason: String,
+    },
     /// The port is closed or gone; the actor is trying to reopen it.
     #[error("the modem's port is not open")]
     Disconnected,
@@ -248,12 +255,42 @@ impl ModemHandle {
         hex: &str,
         timeout: Duration,
     ) -> Result<u8, ModemError> {
+        self.send_pdu_on(tpdu_length, hex, timeout, None).await
+    }
+
+    /// Like [`ModemHandle::send_pdu`], with `record` run on the actor's thread after `AT+CMGS`
+    /// is written and before the PDU is: the journal entry that says the segment may be on the
+    /// air is made durable while the modem answers with its prompt. When `record` fails the
+    /// PDU is not written, and the error is [`ModemError::NotRecorded`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ModemHandle::send_pdu`], and when `record` fails.
+    pub async fn send_pdu_recorded(
+        &self,
+        tpdu_length: usize,
+        hex: &str,
+        timeout: Duration,
+        record: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+    ) -> Result<u8, ModemError> {
+        self.send_pdu_on(tpdu_length, hex, timeout, Some(Box::new(record)))
+            .await
+    }
+
+    async fn send_pdu_on(
+        &self,
+        tpdu_length: usize,
+        hex: &str,
+        timeout: Duration,
+        record: Option<line::Record>,
+    ) -> Result<u8, ModemError> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Event::Request(Request::SendPdu {
                 tpdu_length,
                 hex: hex.to_owned(),
                 timeout,
+                record,
                 reply,
             }))
             .map_err(|_| ModemError::Stopped)?;

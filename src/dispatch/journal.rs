@@ -29,7 +29,7 @@ const BATCH: usize = 1_000;
 const RETRY_WAIT: Duration = Duration::from_millis(100);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// How long the steps that follow the first are gathered into its batch.
-const GATHER: Duration = Duration::from_millis(2);
+const GATHER: Duration = Duration::from_millis(25);
 /// How much room the file is given at a time, written with zeros ahead of the entries.
 const SPACE: u64 = 1 << 20;
 /// Past this, the file starts over once every entry in it is applied; before, it need not.

@@ -238,3 +238,42 @@ async fn nothing_goes_out_while_the_window_is_closed() {
     node.settled(ids[0], status_is(MessageStatus::Delivered))
         .await;
 }
+
+#[tokio::test]
+async fn a_stop_gives_messages_claimed_ahead_back_to_the_queue() {
+    let node = node(1).await;
+    let numbers: Vec<String> = (0..10).map(|n| format!("+5917123{n:04}")).collect();
+    let numbers: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    let ids = node.submit(&numbers).await;
+    node.control.set_started(true);
+    // While the first is on the air the worker claims the second.
+    node.settled(ids[1], |m| m.status != MessageStatus::Pending)
+        .await;
+    node.control.set_started(false);
+
+    // Nothing is left `sending` once the segment on the air is answered: the one claimed
+    // ahead is pending again, the rest never left the queue.
+    let mut statuses = Vec::new();
+    for _ in 0..250 {
+        statuses.clear();
+        for id in &ids {
+            statuses.push(node.message(*id).await.status);
+        }
+        if !statuses.contains(&MessageStatus::Sending) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!statuses.contains(&MessageStatus::Sending), "{statuses:?}");
+    let pending = statuses
+        .iter()
+        .filter(|s| **s == MessageStatus::Pending)
+        .count();
+    assert!(pending >= 7, "{statuses:?}");
+    let gone = statuses.len() - pending;
+    let sent = node
+        .simulator("modem-1")
+        .await
+        .with_simulator(|s, _| s.accepted());
+    assert_eq!(u64::try_from(gone).unwrap(), sent, "{statuses:?}");
+}

@@ -336,7 +336,7 @@ struct Run {
 impl Run {
     /// How many messages to claim at once: as many as the modem sends in about
     /// [`CLAIM_AHEAD`], so that a fast modem does not wait for the database between messages,
-    /// and a slow one holds no more than the one it is about to send.
+    /// and a slow one holds no more than the next one.
     fn claim_size(&self) -> usize {
         self.pace.map_or(1, |pace| {
             let ahead = CLAIM_AHEAD.as_micros() / pace.as_micros().max(1);
@@ -355,11 +355,13 @@ impl Run {
         }));
     }
 
-    /// For a fast modem, starts the next claim while half of the last one is still ahead, so
-    /// that it is done by the time the modem needs it.
+    /// Starts the next claim while the modem sends: for a fast modem once half of the last
+    /// claim is used up, for a slow one once nothing is ahead of the message on the air. The
+    /// claim is then done by the time the modem needs it, and the modem never waits for the
+    /// database between two messages.
     fn claim_early(&mut self) {
         let size = self.claim_size();
-        if size > 1 && self.claiming.is_none() && self.ahead.len() < size / 2 {
+        if self.claiming.is_none() && self.ahead.len() < size.div_ceil(2) {
             self.start_claim();
         }
     }

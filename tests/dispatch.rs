@@ -23,13 +23,19 @@ fn message(n: u32) -> NewMessage {
     }
 }
 
-#[tokio::test]
-async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
-    let dir = tempfile::tempdir().unwrap();
+/// A migrated database of its own (in `dir` on SQLite) and its message writer.
+async fn fresh_store(dir: &tempfile::TempDir) -> (Store, MessageWriter) {
     let url = common::fresh_database_url(dir.path()).await;
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let writer = MessageWriter::spawn(store.clone());
+    (store, writer)
+}
+
+#[tokio::test]
+async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = fresh_store(&dir).await;
     let stored = writer
         .insert(vec![message(1), message(2), message(3), message(4)])
         .await
@@ -84,10 +90,7 @@ async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
 #[tokio::test]
 async fn a_message_cancelled_after_its_claim_does_not_go_out() {
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    let writer = MessageWriter::spawn(store.clone());
+    let (store, writer) = fresh_store(&dir).await;
     writer.insert(vec![message(1)]).await.unwrap();
 
     let claimed = store.claim_next("modem-1").await.unwrap().unwrap();
@@ -98,10 +101,7 @@ async fn a_message_cancelled_after_its_claim_does_not_go_out() {
 #[tokio::test]
 async fn status_reports_deliver_a_message_part_by_part() {
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    let writer = MessageWriter::spawn(store.clone());
+    let (store, writer) = fresh_store(&dir).await;
     let mut two_parts = message(1);
     two_parts.segments = 2;
     writer.insert(vec![two_parts, message(2)]).await.unwrap();
@@ -192,10 +192,7 @@ async fn status_reports_deliver_a_message_part_by_part() {
 #[tokio::test]
 async fn journalled_steps_applied_twice_count_and_send_once() {
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    let writer = MessageWriter::spawn(store.clone());
+    let (store, writer) = fresh_store(&dir).await;
     writer.insert(vec![message(1), message(2)]).await.unwrap();
     let claimed = store.claim_for_sending("modem-1", 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
@@ -263,10 +260,7 @@ async fn journalled_steps_applied_twice_count_and_send_once() {
 #[tokio::test]
 async fn a_segment_only_the_journal_knows_of_is_held_for_review_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    let writer = MessageWriter::spawn(store.clone());
+    let (store, writer) = fresh_store(&dir).await;
     writer.insert(vec![message(1), message(2)]).await.unwrap();
     let claimed = store.claim_for_sending("modem-1", 2).await.unwrap();
     let (on_air, next) = (claimed[0].0.id, claimed[1].0.id);

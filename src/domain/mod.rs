@@ -1,16 +1,18 @@
 //! The words of the product as types: phone numbers, message texts and their segments, message
-//! states, the sending window and the permission modules. No I/O happens here; every value is
+//! states, message templates, the sending window and the permission modules. No I/O happens here; every value is
 //! checked once, in its `parse`, so the rest of the service only ever sees valid ones.
 
 pub mod gsm7;
 mod message;
 mod module;
 mod phone;
+mod template;
 mod text;
 mod window;
 
 pub use message::{Channel, MessageStatus};
 pub use module::{Module, ModuleSet};
 pub use phone::{PhoneError, PhoneNumber, Region};
+pub use template::{MissingValue, Row, Template, TemplateProblem, Token, fold};
 pub use text::{Encoding, MAX_SEGMENTS, MessageText, TextError, count_segments};
 pub use window::{SendingWindow, WindowError};

@@ -75,10 +75,15 @@ impl Application {
         let replayed = journal::replay(&store, &journal_dir)
             .await
             .with_context(|| format!("cannot read the journals in {}", journal_dir.display()))?;
-        if replayed > 0 {
-            tracing::info!(steps = replayed, "journalled dispatch steps applied");
+        if replayed.steps > 0 {
+            tracing::info!(steps = replayed.steps, "journalled dispatch steps applied");
         }
-        let recovered = store.recover_interrupted(&modem_ids).await?;
+        // A modem taken out of the settings since still has its messages put back.
+        let mut recovering = modem_ids.clone();
+        recovering.extend(replayed.modems);
+        recovering.sort();
+        recovering.dedup();
+        let recovered = store.recover_interrupted(&recovering).await?;
         if recovered != Default::default() {
             tracing::warn!(
                 requeued = recovered.requeued,

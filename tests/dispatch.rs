@@ -287,7 +287,9 @@ async fn a_segment_only_the_journal_knows_of_is_held_for_review_after_a_crash() 
     ledger.settled().await;
     drop(ledger);
 
-    assert_eq!(journal::replay(&store, &journal).await.unwrap(), 1);
+    let replayed = journal::replay(&store, &journal).await.unwrap();
+    assert_eq!(replayed.steps, 1);
+    assert_eq!(replayed.modems, ["modem-1"]);
     let recovered = store
         .recover_interrupted(&["modem-1".to_owned()])
         .await
@@ -298,5 +300,5 @@ async fn a_segment_only_the_journal_knows_of_is_held_for_review_after_a_crash() 
     let requeued = store.message(next).await.unwrap().unwrap();
     assert_eq!(requeued.status.as_str(), "pending");
     // A replayed journal is empty afterwards.
-    assert_eq!(journal::replay(&store, &journal).await.unwrap(), 0);
+    assert_eq!(journal::replay(&store, &journal).await.unwrap().steps, 0);
 }

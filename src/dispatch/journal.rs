@@ -56,6 +56,9 @@ struct Book {
     seq: u64,
     /// Entries written (or queued) and not yet applied to the database.
     unapplied: usize,
+    /// A write or sync failed: what the file holds may have a gap, so no entry may be trusted
+    /// to it until it is rebuilt (once everything is in the database).
+    broken: bool,
 }
 
 /// One line of the journal.
@@ -178,6 +181,7 @@ impl Book {
             position,
             seq: highest + 1,
             unapplied: steps.len(),
+            broken: false,
         };
         book.reserve(position + SPACE)?;
         Ok((steps, book))
@@ -196,6 +200,20 @@ impl Book {
     }
 
     fn append(&mut self, step: &Progress, durable: bool) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::other(
+                "the journal failed earlier and is rebuilt once the database has caught up",
+            ));
+        }
+        let written = self.write_entry(step, durable);
+        if written.is_err() {
+            // After a failed sync the kernel may have dropped pages it had not written yet.
+            self.broken = true;
+        }
+        written
+    }
+
+    fn write_entry(&mut self, step: &Progress, durable: bool) -> io::Result<()> {
         let entry = Entry {
             seq: self.seq,
             step: step.clone(),
@@ -213,20 +231,29 @@ impl Book {
         Ok(())
     }
 
-    /// `count` more steps reached the database. With none left and the file well filled, the
-    /// next entry goes to its start again.
+    /// `count` more steps reached the database. With none left and the file well filled (or
+    /// broken), the next entry goes to its start again, and the old entries there are made
+    /// unreadable first, on disk, so that a crash before the next entry cannot bring them back.
     fn applied(&mut self, count: usize) {
         self.unapplied = self.unapplied.saturating_sub(count);
-        if self.unapplied == 0 && self.position >= START_OVER_AT {
-            self.position = 0;
+        if self.unapplied > 0 || (self.position < START_OVER_AT && !self.broken) {
+            return;
+        }
+        match self.clear() {
+            Ok(()) => self.broken = false,
+            Err(err) => {
+                self.broken = true;
+                tracing::error!(journal = %self.path.display(), error = %err,
+                    "journal not started over; its modem sends nothing until it is");
+            }
         }
     }
 
-    /// Forgets every entry, on disk too: they are all in the database.
+    /// Forgets every entry, on disk too: they are all in the database. The file is emptied and
+    /// given fresh zeros, so nothing old can be read as a chain again.
     fn clear(&mut self) -> io::Result<()> {
-        let zeros = vec![0_u8; usize::try_from(self.position).unwrap_or(0)];
-        self.file.write_all_at(&zeros, 0)?;
-        self.file.sync_data()?;
+        self.file.set_len(0)?;
+        self.reserve(SPACE)?;
         self.position = 0;
         self.unapplied = 0;
         Ok(())
@@ -267,19 +294,29 @@ async fn apply(
     }
 }
 
-/// Applies every journal in `dir` to the database, for modems configured or not; run at
-/// start-up before [`Store::recover_interrupted`]. Returns how many steps were applied.
+/// What [`replay`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Steps applied to the database.
+    pub steps: usize,
+    /// The modems that have a journal here, configured or not: start-up recovery covers them
+    /// all.
+    pub modems: Vec<String>,
+}
+
+/// Applies every journal in `dir` to the database, for modems configured or not, and empties
+/// them; run at start-up before [`Store::recover_interrupted`].
 ///
 /// # Errors
 ///
-/// Fails when a journal cannot be read.
-pub async fn replay(store: &Store, dir: &Path) -> io::Result<usize> {
+/// Fails when a journal cannot be read or emptied.
+pub async fn replay(store: &Store, dir: &Path) -> io::Result<Replayed> {
     let listing = match std::fs::read_dir(dir) {
         Ok(listing) => listing,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Replayed::default()),
         Err(err) => return Err(err),
     };
-    let mut replayed = 0;
+    let mut replayed = Replayed::default();
     for entry in listing {
         let name = entry?.file_name();
         let Some(modem_id) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
@@ -289,10 +326,12 @@ pub async fn replay(store: &Store, dir: &Path) -> io::Result<usize> {
             continue;
         }
         let ledger = Ledger::open(dir, store.clone(), modem_id)?;
-        replayed += ledger.unapplied();
+        replayed.steps += ledger.unapplied();
+        replayed.modems.push(modem_id.to_owned());
         ledger.settled().await;
         ledger.lock().clear()?;
     }
+    replayed.modems.sort();
     Ok(replayed)
 }
 
@@ -374,6 +413,8 @@ mod tests {
         assert_ne!(book.position, 0, "one entry is not applied yet");
         book.applied(1);
         assert_eq!(book.position, 0);
+        // A crash now, before the next entry, brings none of the old ones back.
+        assert!(held(&path).is_empty());
 
         // A short entry now covers the start of a long old one; nothing old follows it.
         let new = Progress::Refused {

@@ -258,7 +258,8 @@ pub fn spawn_worker(
             if !claiming {
                 run.release_ahead().await;
             }
-            if run.current.is_none() {
+            // What is ahead waits while nothing new may begin (a release that failed leaves it).
+            if run.current.is_none() && claiming {
                 run.current = run.ahead.pop_front();
             }
             if run.current.is_none() && claiming {

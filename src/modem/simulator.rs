@@ -201,6 +201,11 @@ impl Simulator {
         self.storage.len()
     }
 
+    /// The caller of a ringing call hangs up: the modem says `NO CARRIER` on its own.
+    pub fn hang_up(&mut self, now_ms: u64) {
+        self.say(now_ms, "\r\nNO CARRIER\r\n");
+    }
+
     /// A call rings from `caller`.
     pub fn ring(&mut self, caller: &str, now_ms: u64) {
         self.say(

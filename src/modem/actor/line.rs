@@ -103,6 +103,9 @@ enum Phase {
     Answer(Vec<String>),
     /// The `> ` prompt of `AT+CMGS`.
     Prompt,
+    /// The answer to a PDU: like [`Phase::Answer`], but a call's result (`NO CARRIER` when a
+    /// caller hangs up) is the modem's own news, not the answer.
+    Sent(Vec<String>),
 }
 
 /// A request that failed because of the modem, or because of the port itself.
@@ -430,12 +433,17 @@ impl Actor {
             .wait(
                 &command,
                 &["+CMGS"],
-                Phase::Answer(Vec::new()),
+                Phase::Sent(Vec::new()),
                 (deadline, timeout),
             )
             .map_err(|failure| match failure {
                 Failure::Port(_) => unconfirmed("the port failed before +CMGS"),
-                other => other,
+                // Only a `+CMS ERROR` says the network did not take the segment; a timeout
+                // leaves it in doubt as it is.
+                Failure::Modem(err @ (ModemError::Cms(_) | ModemError::Timeout { .. })) => {
+                    Failure::Modem(err)
+                }
+                Failure::Modem(other) => unconfirmed(&format!("answered {other} instead of +CMGS")),
             })?;
         // `+CMGS: <mr>[,<scts or ackpdu>]`: the reference is the first field.
         lines
@@ -476,9 +484,14 @@ impl Actor {
             for line in self.input(deadline, expect)?.unwrap_or_default() {
                 match (&mut phase, line) {
                     (Phase::Prompt, Line::Prompt) => return Ok(Vec::new()),
-                    (Phase::Answer(lines), Line::Response(text)) => lines.push(text),
-                    (Phase::Answer(lines), Line::Final(Final::Ok)) => {
+                    (Phase::Answer(lines) | Phase::Sent(lines), Line::Response(text)) => {
+                        lines.push(text);
+                    }
+                    (Phase::Answer(lines) | Phase::Sent(lines), Line::Final(Final::Ok)) => {
                         return Ok(std::mem::take(lines));
+                    }
+                    (Phase::Sent(_), Line::Final(Final::Call(result))) => {
+                        tracing::debug!(result, "call result while a segment was answered");
                     }
                     (_, Line::Final(result)) => {
                         return Err(Failure::Modem(refusal(command, result)));

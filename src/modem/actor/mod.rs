@@ -317,6 +317,33 @@ mod tests {
         assert_eq!(redact("AT+CSQ"), "AT+CSQ");
     }
 
+    #[tokio::test]
+    async fn a_hang_up_while_a_segment_is_answered_is_not_its_answer() {
+        use crate::modem::simulator::SimConfig;
+        let sim = SimulatedModem::new(SimConfig {
+            segment_time_ms: 300,
+            ..SimConfig::default()
+        });
+        let (modem, _urcs) = ModemHandle::spawn_simulated(PortSettings::new("sim"), sim.clone());
+        assert!(modem.wait_ready(Duration::from_secs(10)).await);
+        let options = crate::modem::pdu::SubmitOptions {
+            status_report: false,
+            validity_minutes: None,
+            reference: 1,
+        };
+        let part = crate::modem::pdu::encode_submit("+59171234567", "hola", &options).unwrap();
+        let sending = tokio::spawn({
+            let modem = modem.clone();
+            let (length, hex) = (part[0].tpdu_length, part[0].hex.clone());
+            async move { modem.send_pdu(length, &hex, Duration::from_secs(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sim.with_simulator(|s, now| s.hang_up(now));
+        // Taken for a refusal, the segment (which is on the air) would be sent again.
+        assert!(sending.await.unwrap().is_ok());
+        assert_eq!(sim.with_simulator(|s, _| s.accepted()), 1);
+    }
+
     #[test]
     fn error_results_become_modem_errors() {
         assert_eq!(

@@ -164,6 +164,21 @@ async fn every_acknowledged_message_survives_a_kill() {
 
 #[tokio::test]
 async fn a_segment_on_the_air_at_the_kill_is_held_for_review_not_resent() {
+    held_for_review_after_a_kill("modem-1").await;
+}
+
+/// The modem is replaced in the settings between the kill and the restart: its journal still
+/// gets its messages recovered, the one on the air held for review and the one it had claimed
+/// next sent by the new modem.
+#[tokio::test]
+async fn a_modem_gone_from_the_settings_still_has_its_messages_recovered() {
+    held_for_review_after_a_kill("modem-2").await;
+}
+
+/// Kills the service while `modem-1` has a segment on the air, restarts it with the modem
+/// `second`, and checks that the segment is held for review and the other message goes out
+/// once, through `second`.
+async fn held_for_review_after_a_kill(second: &str) {
     let dir = tempfile::tempdir().unwrap();
     let url = common::fresh_database_url(dir.path()).await;
     let port = free_port();
@@ -221,6 +236,7 @@ async fn a_segment_on_the_air_at_the_kill_is_held_for_review_not_resent() {
         ("PREGONERO_SENDING_WINDOW", "00:00-24:00"),
         ("PREGONERO_AUTO_START", "true"),
         ("PREGONERO_SIM_SEGMENT_MS", "10"),
+        ("PREGONERO_MODEM_ID", second),
     ];
     let mut child = start_with(dir.path(), &url, port, &fast);
     wait_healthy(&client, &base).await;
@@ -240,7 +256,7 @@ async fn a_segment_on_the_air_at_the_kill_is_held_for_review_not_resent() {
 
     // The new modem was asked to send one segment only: the waiting message's.
     let trace: Value = client
-        .get(format!("{base}/v1/modems/modem-1/trace"))
+        .get(format!("{base}/v1/modems/{second}/trace"))
         .bearer_auth(&token)
         .send()
         .await

@@ -13,6 +13,7 @@ mod messages;
 mod modems;
 pub mod openapi;
 mod sending;
+mod templates;
 pub mod time;
 mod users;
 
@@ -74,6 +75,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(inbox::configure)
         .configure(credit::configure)
         .configure(modems::configure)
+        .configure(templates::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));

@@ -4,7 +4,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_keys, auth, credit, error, health, inbox, logs, messages, modems, sending, users};
+use super::{
+    api_keys, auth, credit, error, health, inbox, logs, messages, modems, sending, templates, users,
+};
 use crate::domain;
 
 /// The document.
@@ -29,6 +31,8 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         modems::list, modems::ports, modems::get, modems::get_settings, modems::put_settings,
         modems::default_settings, modems::connect, modems::disconnect, modems::test_sms,
         modems::trace, modems::simulate_inbound,
+        templates::list, templates::create, templates::get, templates::update, templates::delete,
+        templates::render,
         health::health, health::metrics,
     ),
     components(
@@ -52,6 +56,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         (name = "inbox", description = "Received texts and calls"),
         (name = "modems", description = "The GSM modems and their ports"),
         (name = "credit", description = "Segments sent on prepaid lines"),
+        (name = "templates", description = "Message texts with <token> fields"),
         (name = "service", description = "Health and metrics"),
     )
 )]

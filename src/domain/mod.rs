@@ -14,5 +14,5 @@ pub use message::{Channel, MessageStatus};
 pub use module::{Module, ModuleSet};
 pub use phone::{PhoneError, PhoneNumber, Region};
 pub use template::{MissingValue, Row, Template, TemplateProblem, Token, fold};
-pub use text::{Encoding, MAX_SEGMENTS, MessageText, TextError, count_segments};
+pub use text::{Encoding, MAX_SEGMENTS, MessageText, TextError, count_segments, segment_room};
 pub use window::{SendingWindow, WindowError};

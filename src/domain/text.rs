@@ -146,21 +146,32 @@ impl fmt::Debug for MessageText {
 
 /// The encoding a text needs and the number of segments it takes, without allocating.
 pub fn count_segments(text: &str) -> (Encoding, usize) {
+    let (encoding, segments, _) = segment_room(text);
+    (encoding, segments)
+}
+
+/// Like [`count_segments`], with the room left in the last segment: septets for GSM-7 (an
+/// extension character takes two), UTF-16 units for UCS-2. The desktop program showed it as
+/// "caracteres restantes".
+pub fn segment_room(text: &str) -> (Encoding, usize, usize) {
     if text.chars().all(|c| super::gsm7::cost(c).is_some()) {
         let costs = text.chars().map(|c| super::gsm7::cost(c).unwrap_or(2));
-        (Encoding::Gsm7, pack(costs, GSM7_SINGLE, GSM7_PART))
+        let (segments, left) = pack(costs, GSM7_SINGLE, GSM7_PART);
+        (Encoding::Gsm7, segments, left)
     } else {
         let costs = text.chars().map(char::len_utf16);
-        (Encoding::Ucs2, pack(costs, UCS2_SINGLE, UCS2_PART))
+        let (segments, left) = pack(costs, UCS2_SINGLE, UCS2_PART);
+        (Encoding::Ucs2, segments, left)
     }
 }
 
 /// Packs characters of the given costs into segments: one when the whole fits `single`,
-/// otherwise parts of at most `part`, never cutting a character.
-fn pack(costs: impl Iterator<Item = usize> + Clone, single: usize, part: usize) -> usize {
+/// otherwise parts of at most `part`, never cutting a character. Returns the segments and the
+/// room left in the last one.
+fn pack(costs: impl Iterator<Item = usize> + Clone, single: usize, part: usize) -> (usize, usize) {
     let total: usize = costs.clone().sum();
     if total <= single {
-        return 1;
+        return (1, single - total);
     }
 
     let mut parts = 1;
@@ -172,7 +183,7 @@ fn pack(costs: impl Iterator<Item = usize> + Clone, single: usize, part: usize) 
         }
         used += cost;
     }
-    parts
+    (parts, part - used)
 }
 
 #[cfg(test)]
@@ -182,6 +193,16 @@ mod tests {
     fn shape(text: &str) -> (Encoding, usize) {
         let parsed = MessageText::parse(text).unwrap();
         (parsed.encoding(), parsed.segments())
+    }
+
+    #[test]
+    fn the_room_left_counts_what_the_last_segment_can_still_take() {
+        assert_eq!(segment_room("Hola"), (Encoding::Gsm7, 1, 156));
+        // An extension character takes two septets.
+        assert_eq!(segment_room("10 €"), (Encoding::Gsm7, 1, 155));
+        assert_eq!(segment_room(&"a".repeat(160)), (Encoding::Gsm7, 1, 0));
+        assert_eq!(segment_room(&"a".repeat(161)), (Encoding::Gsm7, 2, 145));
+        assert_eq!(segment_room("Ωmega ✓"), (Encoding::Ucs2, 1, 63));
     }
 
     #[test]

@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0004_counters.sql"),
         postgres: include_str!("../../migrations/0004_counters.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_templates.sql",
+        sqlite: include_str!("../../migrations/0005_templates.sql"),
+        postgres: include_str!("../../migrations/0005_templates.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

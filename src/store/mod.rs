@@ -12,6 +12,7 @@ mod inbox;
 mod messages;
 mod migrate;
 mod settings;
+mod templates;
 mod users;
 mod writer;
 
@@ -28,6 +29,7 @@ pub use counters::SegmentCounter;
 pub use dispatch::{Progress, REVIEW_NOTE, Recovered, Report, ReportEffect};
 pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
+pub use templates::{TemplateChanges, TemplateRecord};
 pub use users::{NewUser, UserChanges, UserRecord};
 pub use writer::{InsertOutcome, MessageWriter};
 

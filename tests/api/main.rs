@@ -14,4 +14,5 @@ mod messages;
 mod modems;
 mod openapi;
 mod sending;
+mod templates;
 mod users;

@@ -552,11 +552,31 @@ pub async fn test_sms(
         .unwrap_or_else(|| "Pregonero: mensaje de prueba.".to_owned());
     let checked =
         crate::domain::MessageText::parse(&text).map_err(|e| ApiError::invalid("text", e))?;
-    let modem = state.fleet.handle(&id).await.map_err(fleet_error)?;
+    let references = send_now(&state, &id, &to, &checked).await?;
+    state.events.record(
+        "modem.test_sms",
+        Some(&caller.label()),
+        json!({"modem": id.as_str(), "to": to.as_str(), "segments": references.len()}),
+    );
+    Ok(HttpResponse::Ok().json(TestSmsResult {
+        to: to.as_str().to_owned(),
+        references,
+    }))
+}
+
+/// Sends `text` to `to` through the modem `id` at once, outside the queue and the sending
+/// window, and counts its segments; returns the message reference of each.
+pub(super) async fn send_now(
+    state: &AppState,
+    id: &str,
+    to: &PhoneNumber,
+    text: &crate::domain::MessageText,
+) -> Result<Vec<u8>, ApiError> {
+    let modem = state.fleet.handle(id).await.map_err(fleet_error)?;
     if !modem.is_ready() {
         return Err(fleet_error(FleetError::Disconnected));
     }
-    let parts = encode_submit(to.as_str(), checked.as_str(), &SubmitOptions::default())
+    let parts = encode_submit(to.as_str(), text.as_str(), &SubmitOptions::default())
         .map_err(|e| ApiError::invalid("text", e))?;
     let mut references = Vec::with_capacity(parts.len());
     for part in &parts {
@@ -575,17 +595,9 @@ pub async fn test_sms(
     }
     state
         .store
-        .count_segments(&id, references.len() as i64)
+        .count_segments(id, references.len() as i64)
         .await?;
-    state.events.record(
-        "modem.test_sms",
-        Some(&caller.label()),
-        json!({"modem": id.as_str(), "to": to.as_str(), "segments": parts.len()}),
-    );
-    Ok(HttpResponse::Ok().json(TestSmsResult {
-        to: to.as_str().to_owned(),
-        references,
-    }))
+    Ok(references)
 }
 
 /// The last AT exchanges with this modem (PDUs shown, PINs masked), oldest first.

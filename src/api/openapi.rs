@@ -32,7 +32,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         modems::default_settings, modems::connect, modems::disconnect, modems::test_sms,
         modems::trace, modems::simulate_inbound,
         templates::list, templates::create, templates::get, templates::update, templates::delete,
-        templates::render,
+        templates::render, templates::test,
         health::health, health::metrics,
     ),
     components(

@@ -12,7 +12,9 @@ use super::AppState;
 use super::caller::Caller;
 use super::error::{self, ApiError};
 use super::json::JsonBody;
-use crate::domain::{Encoding, Module, Row, Template, TemplateProblem, segment_room};
+use crate::domain::{
+    Encoding, MessageText, Module, PhoneNumber, Row, Template, TemplateProblem, segment_room,
+};
 use crate::store::{StoreError, TemplateChanges, TemplateRecord};
 
 /// The most characters a message may have when a template does not say: 140, the signature
@@ -82,6 +84,32 @@ pub struct RenderInput {
     pub row: BTreeMap<String, String>,
 }
 
+/// A rendered sample to send to a phone now.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestInput {
+    /// The recipient.
+    #[schema(example = "71234567")]
+    pub to: String,
+    /// Column names and their values, as for render.
+    pub row: BTreeMap<String, String>,
+    /// The modem to send it through; by default the first one that is ready.
+    pub modem_id: Option<String>,
+}
+
+/// What the network said to a test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestSent {
+    /// The recipient in E.164.
+    pub to: String,
+    /// The text that went out, signature included.
+    pub text: String,
+    /// The modem that sent it.
+    pub modem_id: String,
+    /// The message reference of each segment.
+    pub references: Vec<u8>,
+}
+
 /// The message a row makes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Rendered {
@@ -115,7 +143,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(update))
             .route(web::delete().to(delete)),
     )
-    .service(super::resource("/v1/templates/{id}/render").route(web::post().to(render)));
+    .service(super::resource("/v1/templates/{id}/render").route(web::post().to(render)))
+    .service(super::resource("/v1/templates/{id}/test").route(web::post().to(test)));
 }
 
 fn view(record: TemplateRecord, state: &AppState) -> TemplateView {
@@ -379,15 +408,7 @@ pub async fn render(
         .template(&id)
         .await?
         .ok_or(ApiError::NotFound("template"))?;
-    let template = check_text(&record.body)?;
-    let row = Row::new(input.row);
-    let body = template.render(&row).map_err(|missing| {
-        ApiError::invalid(
-            format!("row.{}", missing.token),
-            format!("the row has no value for <{}>", missing.token),
-        )
-    })?;
-    let text = state.sending.sign(&body);
+    let text = signed_text(&state, &record, input.row)?;
     let length = text.chars().count();
     let (encoding, segments, remaining) = segment_room(&text);
     Ok(HttpResponse::Ok().json(Rendered {
@@ -398,5 +419,80 @@ pub async fn render(
         encoding,
         segments,
         remaining,
+    }))
+}
+
+/// The message a row makes from a template, signed.
+fn signed_text(
+    state: &AppState,
+    record: &TemplateRecord,
+    row: BTreeMap<String, String>,
+) -> Result<String, ApiError> {
+    let template = check_text(&record.body)?;
+    let body = template.render(&Row::new(row)).map_err(|missing| {
+        ApiError::invalid(
+            format!("row.{}", missing.token),
+            format!("the row has no value for <{}>", missing.token),
+        )
+    })?;
+    Ok(state.sending.sign(&body))
+}
+
+/// Send a template rendered against a sample row to a phone now, through a modem, outside the
+/// queue and the sending window, to see it as the recipients will.
+#[utoipa::path(
+    post, path = "/v1/templates/{id}/test", tag = "templates",
+    params(("id" = String, Path, description = "The template's id")),
+    request_body = TestInput,
+    responses(
+        (status = 200, description = "The network accepted it", body = TestSent),
+        (status = 400, response = error::BadRequest),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["operators"]))
+)]
+pub async fn test(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    JsonBody(input): JsonBody<TestInput>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Operators)?;
+    let to = PhoneNumber::parse(&input.to, state.region).map_err(|e| ApiError::invalid("to", e))?;
+    let record = state
+        .store
+        .template(&id)
+        .await?
+        .ok_or(ApiError::NotFound("template"))?;
+    let text = signed_text(&state, &record, input.row)?;
+    let checked = MessageText::parse(&text).map_err(|e| ApiError::invalid("row", e))?;
+    let modem_id = match input.modem_id {
+        Some(modem_id) => modem_id,
+        None => state
+            .fleet
+            .list()
+            .into_iter()
+            .find(|m| m.ready)
+            .map(|m| m.id)
+            .ok_or_else(|| ApiError::Conflict {
+                field: None,
+                detail: "no modem is ready to send it".into(),
+            })?,
+    };
+    let references = super::modems::send_now(&state, &modem_id, &to, &checked).await?;
+    state.events.record(
+        "template.test",
+        Some(&caller.label()),
+        json!({"template": record.id, "modem": modem_id, "to": to.as_str()}),
+    );
+    Ok(HttpResponse::Ok().json(TestSent {
+        to: to.as_str().to_owned(),
+        text,
+        modem_id,
+        references,
     }))
 }

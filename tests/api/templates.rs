@@ -186,3 +186,48 @@ async fn reading_needs_dashboard_and_writing_operators() {
     let res = app.get("/v1/templates", &reader).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_test_goes_out_at_once_through_a_ready_modem() {
+    let app = spawn_app().await;
+    let saved = create(
+        &app,
+        json!({"name": "Cuota", "text": "Hola <nombre>, prueba."}),
+    )
+    .await;
+    let path = format!("/v1/templates/{}/test", saved["id"].as_str().unwrap());
+
+    let res = app
+        .post(
+            &path,
+            &app.admin_token,
+            json!({"to": "12", "row": {"nombre": "Ana"}}),
+        )
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("to")).await;
+
+    // The simulated modem answers its init sequence moments after the start.
+    let mut sent = Value::Null;
+    for _ in 0..100 {
+        let res = app
+            .post(
+                &path,
+                &app.admin_token,
+                json!({"to": "71234567", "row": {"nombre": "Ana"}}),
+            )
+            .await;
+        if res.status() == StatusCode::OK {
+            sent = res.json().await.unwrap();
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent["to"], "+59171234567", "{sent}");
+    assert_eq!(sent["text"], "Hola Ana, prueba.");
+    assert_eq!(sent["modem_id"], "modem-1");
+    assert_eq!(sent["references"].as_array().unwrap().len(), 1);
+
+    let credit = app.get_json("/v1/credit", &app.admin_token).await;
+    assert_eq!(credit[0]["segments_sent"], 1, "{credit}");
+}

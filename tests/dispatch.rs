@@ -6,7 +6,8 @@ mod common;
 use pregonero::dispatch::journal::{self, Ledger};
 use pregonero::domain::{Channel, Encoding};
 use pregonero::store::{
-    InsertOutcome, MessageWriter, NewMessage, Progress, REVIEW_NOTE, ReportEffect, Store,
+    Cancel, InsertOutcome, MessageWriter, NewMessage, Progress, REVIEW_NOTE, Report, ReportEffect,
+    Store, now_ms,
 };
 
 fn message(n: u32) -> NewMessage {
@@ -32,6 +33,50 @@ async fn fresh_store(dir: &tempfile::TempDir) -> (Store, MessageWriter) {
     (store, writer)
 }
 
+fn handed(message: i64, part: i64, total: i64) -> Progress {
+    Progress::Handed {
+        message,
+        part,
+        total,
+        recipient: "+59171234567".into(),
+        at: now_ms(),
+    }
+}
+
+fn accepted(message: i64, part: i64, mr: u8, last: bool) -> Progress {
+    Progress::Accepted {
+        message,
+        part,
+        mr,
+        last,
+        at: now_ms(),
+    }
+}
+
+/// Applies one status report from `modem_id` to the number of [`message`].
+async fn report(
+    store: &Store,
+    modem_id: &str,
+    mr: u8,
+    delivered: bool,
+    status: u8,
+) -> ReportEffect {
+    let report = Report {
+        modem_id: modem_id.to_owned(),
+        mr,
+        recipient: "+59171234567".into(),
+        delivered: Some(delivered),
+        status,
+    };
+    store.apply_reports(&[report]).await.unwrap().remove(0)
+}
+
+/// Claims one message for `modem_id`.
+async fn claim_one(store: &Store, modem_id: &str) -> Option<i64> {
+    let claimed = store.claim_for_sending(modem_id, 1).await.unwrap();
+    claimed.first().map(|(m, _)| m.id)
+}
+
 #[tokio::test]
 async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,19 +92,17 @@ async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
     );
 
     // 1: handed to the modem, no +CMGS yet. 2: claimed only. 3: untouched.
-    let first = store.claim_next("modem-1").await.unwrap().unwrap();
-    assert!(store.start_sending(first.id).await.unwrap());
+    let first = claim_one(&store, "modem-1").await.unwrap();
     store
-        .part_handed(first.id, (1, 1), "modem-1", &first.to)
+        .record_progress("modem-1", &[handed(first, 1, 1)])
         .await
         .unwrap();
-    let second = store.claim_next("modem-1").await.unwrap().unwrap();
-    assert_ne!(first.id, second.id);
+    let second = claim_one(&store, "modem-1").await.unwrap();
+    assert_ne!(first, second);
     // 4: handed to another node's modem, which is still sending it.
-    let other = store.claim_next("other-node-1").await.unwrap().unwrap();
-    assert!(store.start_sending(other.id).await.unwrap());
+    let other = claim_one(&store, "other-node-1").await.unwrap();
     store
-        .part_handed(other.id, (1, 1), "other-node-1", &other.to)
+        .record_progress("other-node-1", &[handed(other, 1, 1)])
         .await
         .unwrap();
 
@@ -68,34 +111,47 @@ async fn a_segment_in_doubt_is_held_for_review_and_the_rest_resume() {
         .await
         .unwrap();
     assert_eq!((recovered.requeued, recovered.for_review), (1, 1));
-    let other = store.message(other.id).await.unwrap().unwrap();
-    assert_eq!(other.status.as_str(), "sending");
-    store.part_sent(other.id, 1, 3).await.unwrap();
-
-    let first = store.message(first.id).await.unwrap().unwrap();
-    assert_eq!(first.status.as_str(), "failed");
-    assert_eq!(first.error.as_deref(), Some(REVIEW_NOTE));
-    let second = store.message(second.id).await.unwrap().unwrap();
-    assert_eq!(second.status.as_str(), "pending");
+    let status = |id| {
+        let store = store.clone();
+        async move { store.message(id).await.unwrap().unwrap() }
+    };
+    assert_eq!(status(other).await.status.as_str(), "sending");
+    let first_now = status(first).await;
+    assert_eq!(first_now.status.as_str(), "failed");
+    assert_eq!(first_now.error.as_deref(), Some(REVIEW_NOTE));
+    assert_eq!(status(second).await.status.as_str(), "pending");
 
     // Only the two that never reached the modem are claimed again.
-    let mut claimed = Vec::new();
-    while let Some(m) = store.claim_next("modem-1").await.unwrap() {
-        claimed.push(m.id);
-    }
+    let claimed: Vec<i64> = store
+        .claim_for_sending("modem-1", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(m, _)| m.id)
+        .collect();
     assert_eq!(claimed.len(), 2);
-    assert!(!claimed.contains(&first.id));
+    assert!(!claimed.contains(&first));
 }
 
 #[tokio::test]
-async fn a_message_cancelled_after_its_claim_does_not_go_out() {
+async fn a_cancelled_message_is_not_claimed_and_a_claimed_one_is_not_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let (store, writer) = fresh_store(&dir).await;
-    writer.insert(vec![message(1)]).await.unwrap();
+    let stored = writer.insert(vec![message(1), message(2)]).await.unwrap();
+    let ids: Vec<i64> = stored
+        .iter()
+        .map(|o| match o {
+            InsertOutcome::Created(m) => m.id,
+            other => panic!("not stored: {other:?}"),
+        })
+        .collect();
 
-    let claimed = store.claim_next("modem-1").await.unwrap().unwrap();
-    store.cancel_message(claimed.id).await.unwrap();
-    assert!(!store.start_sending(claimed.id).await.unwrap());
+    let cancelled = store.cancel_message(ids[0]).await.unwrap();
+    assert!(matches!(cancelled, Cancel::Cancelled(_)));
+    assert_eq!(claim_one(&store, "modem-1").await, Some(ids[1]));
+    let too_late = store.cancel_message(ids[1]).await.unwrap();
+    assert!(matches!(too_late, Cancel::TooLate(_)));
+    assert_eq!(claim_one(&store, "modem-1").await, None);
 }
 
 #[tokio::test]
@@ -107,84 +163,50 @@ async fn status_reports_deliver_a_message_part_by_part() {
     writer.insert(vec![two_parts, message(2)]).await.unwrap();
 
     // Message 1 goes out as two segments (references 7 and 8), message 2 as one (reference 9).
-    let first = store.claim_next("modem-1").await.unwrap().unwrap();
-    store.start_sending(first.id).await.unwrap();
-    for (part, mr) in [(1, 7), (2, 8)] {
-        store
-            .part_handed(first.id, (part, 2), "modem-1", &first.to)
-            .await
-            .unwrap();
-        store.part_sent(first.id, part, mr).await.unwrap();
-    }
-    store.mark_sent(first.id).await.unwrap();
-    let second = store.claim_next("modem-1").await.unwrap().unwrap();
-    store.start_sending(second.id).await.unwrap();
-    store
-        .part_handed(second.id, (1, 1), "modem-1", &second.to)
-        .await
-        .unwrap();
-    store.part_sent(second.id, 1, 9).await.unwrap();
-    store.mark_sent(second.id).await.unwrap();
+    let first = claim_one(&store, "modem-1").await.unwrap();
+    let second = claim_one(&store, "modem-1").await.unwrap();
+    let steps = [
+        handed(first, 1, 2),
+        accepted(first, 1, 7, false),
+        handed(first, 2, 2),
+        accepted(first, 2, 8, true),
+        handed(second, 1, 1),
+        accepted(second, 1, 9, true),
+    ];
+    store.record_progress("modem-1", &steps).await.unwrap();
 
-    use pregonero::store::ReportEffect;
-    let to = first.to.clone();
+    let status = |id| {
+        let store = store.clone();
+        async move { store.message(id).await.unwrap().unwrap() }
+    };
+    assert_eq!(status(first).await.status.as_str(), "sent");
     assert_eq!(
-        store
-            .apply_report("modem-1", 7, &to, Some(true), 0)
-            .await
-            .unwrap(),
-        ReportEffect::Part {
-            message_id: first.id
-        }
+        report(&store, "modem-1", 7, true, 0).await,
+        ReportEffect::Part { message_id: first }
     );
+    assert_eq!(status(first).await.status.as_str(), "sent");
     assert_eq!(
-        store
-            .message(first.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status
-            .as_str(),
-        "sent"
+        report(&store, "modem-1", 8, true, 0).await,
+        ReportEffect::Delivered { message_id: first }
     );
-    assert_eq!(
-        store
-            .apply_report("modem-1", 8, &to, Some(true), 0)
-            .await
-            .unwrap(),
-        ReportEffect::Delivered {
-            message_id: first.id
-        }
-    );
-    let first = store.message(first.id).await.unwrap().unwrap();
-    assert_eq!(first.status.as_str(), "delivered");
-    assert!(first.delivered_at.is_some());
+    let delivered = status(first).await;
+    assert_eq!(delivered.status.as_str(), "delivered");
+    assert!(delivered.delivered_at.is_some());
 
     // A report of failure fails the message; one for an unknown reference changes nothing.
     assert_eq!(
-        store
-            .apply_report("modem-1", 9, &to, Some(false), 0x41)
-            .await
-            .unwrap(),
-        ReportEffect::Failed {
-            message_id: second.id
-        }
+        report(&store, "modem-1", 9, false, 0x41).await,
+        ReportEffect::Failed { message_id: second }
     );
-    let second = store.message(second.id).await.unwrap().unwrap();
-    assert_eq!(second.status.as_str(), "failed");
-    assert!(second.error.unwrap().contains("0x41"));
+    let failed = status(second).await;
+    assert_eq!(failed.status.as_str(), "failed");
+    assert!(failed.error.unwrap().contains("0x41"));
     assert_eq!(
-        store
-            .apply_report("modem-1", 99, &to, Some(true), 0)
-            .await
-            .unwrap(),
+        report(&store, "modem-1", 99, true, 0).await,
         ReportEffect::Unmatched
     );
     assert_eq!(
-        store
-            .apply_report("modem-2", 7, &to, Some(true), 0)
-            .await
-            .unwrap(),
+        report(&store, "modem-2", 7, true, 0).await,
         ReportEffect::Unmatched
     );
 }
@@ -200,27 +222,9 @@ async fn journalled_steps_applied_twice_count_and_send_once() {
     let (first, second) = (claimed[0].0.id, claimed[1].0.id);
 
     let steps = [
-        Progress::Handed {
-            message: first,
-            part: 1,
-            total: 1,
-            recipient: "+59171234567".into(),
-            at: 10,
-        },
-        Progress::Accepted {
-            message: first,
-            part: 1,
-            mr: 4,
-            last: true,
-            at: 11,
-        },
-        Progress::Handed {
-            message: second,
-            part: 1,
-            total: 1,
-            recipient: "+59171234567".into(),
-            at: 12,
-        },
+        handed(first, 1, 1),
+        accepted(first, 1, 4, true),
+        handed(second, 1, 1),
         Progress::Refused {
             message: second,
             part: 1,
@@ -250,11 +254,10 @@ async fn journalled_steps_applied_twice_count_and_send_once() {
     assert_eq!(counters[0].segments, 1);
 
     // The report for the sent segment finds it by its reference.
-    let effect = store
-        .apply_report("modem-1", 4, "+59171234567", Some(true), 0)
-        .await
-        .unwrap();
-    assert_eq!(effect, ReportEffect::Delivered { message_id: first });
+    assert_eq!(
+        report(&store, "modem-1", 4, true, 0).await,
+        ReportEffect::Delivered { message_id: first }
+    );
 }
 
 #[tokio::test]
@@ -276,14 +279,7 @@ async fn a_segment_only_the_journal_knows_of_is_held_for_review_after_a_crash() 
     .unwrap();
     scratch.migrate().await.unwrap();
     let ledger = Ledger::open(&journal, scratch, "modem-1").unwrap();
-    let handed = Progress::Handed {
-        message: on_air,
-        part: 1,
-        total: 1,
-        recipient: "+59171234567".into(),
-        at: 10,
-    };
-    ledger.write(handed, true).unwrap();
+    ledger.write(handed(on_air, 1, 1), true).unwrap();
     ledger.settled().await;
     drop(ledger);
 

@@ -1,6 +1,7 @@
 //! The words of the product as types: phone numbers, message texts and their segments, message
-//! states, message templates, the sending window and the permission modules. No I/O happens here; every value is
-//! checked once, in its `parse`, so the rest of the service only ever sees valid ones.
+//! states, message templates, the sending window and the permission modules. No I/O happens
+//! here; every value is checked once, in its `parse`, so the rest of the service only ever sees
+//! valid ones.
 
 pub mod gsm7;
 mod message;

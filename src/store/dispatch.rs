@@ -83,7 +83,6 @@ async fn claim_on(
     conn: &mut AnyConnection,
     backend: Backend,
     modem_id: &str,
-    status: &str,
     limit: i64,
 ) -> Result<Vec<MessageRecord>, StoreError> {
     let now = now_ms();
@@ -97,14 +96,13 @@ async fn claim_on(
     let sql = format!(
         "WITH picked (pick) AS MATERIALIZED (SELECT id FROM messages \
          WHERE status = 'pending' AND scheduled_for <= $2 \
-         ORDER BY scheduled_for, id LIMIT $4{lock}) \
-         UPDATE messages SET status = $3, modem_id = $1, updated_at = $2 \
+         ORDER BY scheduled_for, id LIMIT $3{lock}) \
+         UPDATE messages SET status = 'sending', modem_id = $1, updated_at = $2 \
          FROM picked WHERE id = pick AND status = 'pending' RETURNING {COLUMNS}"
     );
     let rows = sqlx::query(&sql)
         .bind(modem_id)
         .bind(now)
-        .bind(status)
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
@@ -112,17 +110,6 @@ async fn claim_on(
     // RETURNING keeps no order; the oldest schedule goes first.
     claimed.sort_by_key(|m| (m.scheduled_for, m.id));
     Ok(claimed)
-}
-
-async fn parts_sent_on(conn: &mut AnyConnection, id: i64) -> Result<Vec<i64>, StoreError> {
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "SELECT part FROM message_parts WHERE message_id = $1 AND state IN ('sent', \
-         'delivered', 'failed')",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().map(|(part,)| part).collect())
 }
 
 /// The segments of `messages` the network already accepted, as (message, part): those of a
@@ -149,18 +136,21 @@ async fn parts_sent_of(
     Ok(query.fetch_all(&mut *conn).await?)
 }
 
-async fn part_handed_on(
+/// Writes a segment's row as handed (`sent` = `None`) or as handed and accepted (with its
+/// message reference and when). Returns 1, or 0 when the row was already past that, or belongs
+/// to another modem: a step applied again, or a stale one, changes nothing.
+async fn write_part(
     conn: &mut AnyConnection,
-    id: i64,
-    (part, total): (i64, i64),
-    modem_id: &str,
-    recipient: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
+    (id, part, total): (i64, i64, i64),
+    (modem_id, recipient): (&str, &str),
+    handed_at: i64,
+    sent: Option<(u8, i64)>,
+) -> Result<i64, StoreError> {
+    let done = sqlx::query(
         "INSERT INTO message_parts (message_id, part, total, modem_id, recipient, state, \
-         handed_at) VALUES ($1, $2, $3, $4, $5, 'sending', $6) \
-         ON CONFLICT (message_id, part) DO UPDATE SET state = 'sending', \
-         modem_id = $4, handed_at = $6 \
+         mr, handed_at, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (message_id, part) DO UPDATE SET state = $6, modem_id = $4, \
+         mr = $7, handed_at = $8, sent_at = $9 \
          WHERE message_parts.state NOT IN ('sent', 'delivered', 'failed') \
          AND message_parts.modem_id = excluded.modem_id",
     )
@@ -169,10 +159,13 @@ async fn part_handed_on(
     .bind(total)
     .bind(modem_id)
     .bind(recipient)
-    .bind(now_ms())
+    .bind(if sent.is_some() { "sent" } else { "sending" })
+    .bind(sent.map(|(mr, _)| i64::from(mr)))
+    .bind(handed_at)
+    .bind(sent.map(|(_, at)| at))
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(i64::try_from(done.rows_affected()).unwrap_or(0))
 }
 
 /// Records a handed segment as accepted; returns 1, or 0 when it already was.
@@ -196,57 +189,25 @@ async fn part_sent_on(
     Ok(i64::try_from(done.rows_affected()).unwrap_or(0))
 }
 
-/// Records a segment handed and accepted in one write; returns 1, or 0 when it already was.
-async fn part_handed_and_sent_on(
-    conn: &mut AnyConnection,
-    (id, part, total): (i64, i64, i64),
-    modem_id: &str,
-    recipient: &str,
-    (handed_at, sent_at, mr): (i64, i64, u8),
-) -> Result<i64, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO message_parts (message_id, part, total, modem_id, recipient, state, \
-         mr, handed_at, sent_at) VALUES ($1, $2, $3, $4, $5, 'sent', $6, $7, $8) \
-         ON CONFLICT (message_id, part) DO UPDATE SET state = 'sent', modem_id = $4, \
-         mr = $6, handed_at = $7, sent_at = $8 \
-         WHERE message_parts.state NOT IN ('sent', 'delivered', 'failed') \
-         AND message_parts.modem_id = excluded.modem_id",
-    )
-    .bind(id)
-    .bind(part)
-    .bind(total)
-    .bind(modem_id)
-    .bind(recipient)
-    .bind(i64::from(mr))
-    .bind(handed_at)
-    .bind(sent_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(i64::try_from(done.rows_affected()).unwrap_or(0))
-}
-
-/// The SQL condition that a message is still held by `modem_id` when one is given: a
-/// journalled step of one modem never touches a message another modem has claimed since.
-fn held_by(modem_id: Option<&str>, param: usize) -> String {
-    modem_id.map_or_else(String::new, |_| format!(" AND modem_id = ${param}"))
-}
+// The steps below touch a message only while `modem_id` holds it: a journalled step of one
+// modem never changes a message another modem has claimed since.
 
 async fn mark_sent_on(
     conn: &mut AnyConnection,
     id: i64,
     at: i64,
-    modem_id: Option<&str>,
+    modem_id: &str,
 ) -> Result<(), StoreError> {
-    let sql = format!(
+    sqlx::query(
         "UPDATE messages SET status = 'sent', sent_at = $1, updated_at = $1, \
-         attempts = attempts + 1, error = NULL WHERE id = $2 AND status = 'sending'{}",
-        held_by(modem_id, 3)
-    );
-    let mut query = sqlx::query(&sql).bind(at).bind(id);
-    if let Some(modem_id) = modem_id {
-        query = query.bind(modem_id);
-    }
-    query.execute(&mut *conn).await?;
+         attempts = attempts + 1, error = NULL \
+         WHERE id = $2 AND status = 'sending' AND modem_id = $3",
+    )
+    .bind(at)
+    .bind(id)
+    .bind(modem_id)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -254,18 +215,18 @@ async fn mark_failed_on(
     conn: &mut AnyConnection,
     id: i64,
     (reason, at): (&str, i64),
-    modem_id: Option<&str>,
+    modem_id: &str,
 ) -> Result<(), StoreError> {
-    let sql = format!(
+    sqlx::query(
         "UPDATE messages SET status = 'failed', updated_at = $1, attempts = attempts + 1, \
-         error = $2 WHERE id = $3 AND status IN ('queued', 'sending'){}",
-        held_by(modem_id, 4)
-    );
-    let mut query = sqlx::query(&sql).bind(at).bind(reason).bind(id);
-    if let Some(modem_id) = modem_id {
-        query = query.bind(modem_id);
-    }
-    query.execute(&mut *conn).await?;
+         error = $2 WHERE id = $3 AND status IN ('queued', 'sending') AND modem_id = $4",
+    )
+    .bind(at)
+    .bind(reason)
+    .bind(id)
+    .bind(modem_id)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -273,19 +234,20 @@ async fn retry_later_on(
     conn: &mut AnyConnection,
     id: i64,
     (due, reason, at): (i64, &str, i64),
-    modem_id: Option<&str>,
+    modem_id: &str,
 ) -> Result<(), StoreError> {
-    let sql = format!(
+    sqlx::query(
         "UPDATE messages SET status = 'pending', scheduled_for = $1, updated_at = $2, \
          attempts = attempts + 1, error = $3, modem_id = NULL \
-         WHERE id = $4 AND status IN ('queued', 'sending'){}",
-        held_by(modem_id, 5)
-    );
-    let mut query = sqlx::query(&sql).bind(due).bind(at).bind(reason).bind(id);
-    if let Some(modem_id) = modem_id {
-        query = query.bind(modem_id);
-    }
-    query.execute(&mut *conn).await?;
+         WHERE id = $4 AND status IN ('queued', 'sending') AND modem_id = $5",
+    )
+    .bind(due)
+    .bind(at)
+    .bind(reason)
+    .bind(id)
+    .bind(modem_id)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -381,17 +343,6 @@ impl Store {
         })
     }
 
-    /// Claims the next due message for `modem_id`, oldest schedule first, as `queued`.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn claim_next(&self, modem_id: &str) -> Result<Option<MessageRecord>, StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        let claimed = claim_on(&mut conn, self.backend(), modem_id, "queued", 1).await?;
-        Ok(claimed.into_iter().next())
-    }
-
     /// Claims up to `limit` due messages for `modem_id`, oldest schedule first, straight to
     /// `sending` (a message in a modem's hands is no longer cancelled), each with the segments
     /// of it the network already accepted in an earlier, interrupted attempt.
@@ -406,7 +357,7 @@ impl Store {
     ) -> Result<Vec<(MessageRecord, Vec<i64>)>, StoreError> {
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         let mut tx = self.begin_write().await?;
-        let claimed = claim_on(&mut tx, self.backend(), modem_id, "sending", limit).await?;
+        let claimed = claim_on(&mut tx, self.backend(), modem_id, limit).await?;
         let done = parts_sent_of(&mut tx, &claimed).await?;
         tx.commit().await?;
         Ok(claimed
@@ -459,7 +410,6 @@ impl Store {
         modem_id: &str,
         steps: &[Progress],
     ) -> Result<(), StoreError> {
-        let mine = Some(modem_id);
         let mut tx = self.begin_write().await?;
         let mut counted = 0;
         let mut index = 0;
@@ -473,6 +423,7 @@ impl Store {
                     recipient,
                     at,
                 } => {
+                    // Handed and accepted in the same batch: one write, as sent.
                     let accepted = match steps.get(index) {
                         Some(Progress::Accepted {
                             message: m,
@@ -483,23 +434,18 @@ impl Store {
                         }) if m == message && p == part => Some((*mr, *last, *sent_at)),
                         _ => None,
                     };
-                    let Some((mr, last, sent_at)) = accepted else {
-                        part_handed_on(&mut tx, *message, (*part, *total), modem_id, recipient)
-                            .await?;
-                        continue;
-                    };
-                    index += 1;
-                    let written = part_handed_and_sent_on(
-                        &mut tx,
-                        (*message, *part, *total),
-                        modem_id,
-                        recipient,
-                        (*at, sent_at, mr),
-                    )
-                    .await?;
-                    counted += written;
-                    if written > 0 && last {
-                        mark_sent_on(&mut tx, *message, sent_at, mine).await?;
+                    if accepted.is_some() {
+                        index += 1;
+                    }
+                    let segment = (*message, *part, *total);
+                    let sent = accepted.map(|(mr, _, sent_at)| (mr, sent_at));
+                    let written =
+                        write_part(&mut tx, segment, (modem_id, recipient), *at, sent).await?;
+                    if let Some((_, last, sent_at)) = accepted {
+                        counted += written;
+                        if written > 0 && last {
+                            mark_sent_on(&mut tx, *message, sent_at, modem_id).await?;
+                        }
                     }
                 }
                 Progress::Accepted {
@@ -512,11 +458,11 @@ impl Store {
                     let written = part_sent_on(&mut tx, *message, *part, *mr, *at).await?;
                     counted += written;
                     if written > 0 && *last {
-                        mark_sent_on(&mut tx, *message, *at, mine).await?;
+                        mark_sent_on(&mut tx, *message, *at, modem_id).await?;
                     }
                 }
                 Progress::Sent { message, at } => {
-                    mark_sent_on(&mut tx, *message, *at, mine).await?
+                    mark_sent_on(&mut tx, *message, *at, modem_id).await?
                 }
                 Progress::Refused { message, part } => {
                     sqlx::query(
@@ -533,117 +479,19 @@ impl Store {
                     message,
                     reason,
                     at,
-                } => mark_failed_on(&mut tx, *message, (reason, *at), mine).await?,
+                } => mark_failed_on(&mut tx, *message, (reason, *at), modem_id).await?,
                 Progress::Retry {
                     message,
                     due,
                     reason,
                     at,
-                } => retry_later_on(&mut tx, *message, (*due, reason, *at), mine).await?,
+                } => retry_later_on(&mut tx, *message, (*due, reason, *at), modem_id).await?,
             }
         }
         if counted > 0 {
             count_segments_on(&mut tx, modem_id, counted).await?;
         }
         tx.commit().await
-    }
-
-    /// Moves a claimed message to `sending`; `false` when it was cancelled meanwhile.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn start_sending(&self, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE messages SET status = 'sending', updated_at = $1 \
-             WHERE id = $2 AND status = 'queued'",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// The segments of a message the network has already accepted.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn parts_sent(&self, id: i64) -> Result<Vec<i64>, StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        parts_sent_on(&mut conn, id).await
-    }
-
-    /// Records that a segment is being handed to the modem, before `AT+CMGS` is written.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does; then the segment must not be sent.
-    pub async fn part_handed(
-        &self,
-        id: i64,
-        (part, total): (i64, i64),
-        modem_id: &str,
-        recipient: &str,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        part_handed_on(&mut conn, id, (part, total), modem_id, recipient).await
-    }
-
-    /// Records the network's acceptance of a segment and its message reference.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn part_sent(&self, id: i64, part: i64, mr: u8) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        part_sent_on(&mut conn, id, part, mr, now_ms()).await?;
-        Ok(())
-    }
-
-    /// Forgets a segment the modem refused: it did not go out.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn part_refused(&self, id: i64, part: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM message_parts WHERE message_id = $1 AND part = $2")
-            .bind(id)
-            .bind(part)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    /// Every segment went out: the message is `sent`.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn mark_sent(&self, id: i64) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        mark_sent_on(&mut conn, id, now_ms(), None).await
-    }
-
-    /// The attempt failed for a passing reason: back to `pending`, due again at `at` (ms).
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn retry_later(&self, id: i64, at: i64, reason: &str) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        retry_later_on(&mut conn, id, (at, reason, now_ms()), None).await
-    }
-
-    /// The message will not go out: `failed`, with the reason.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn mark_failed(&self, id: i64, reason: &str) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        mark_failed_on(&mut conn, id, (reason, now_ms()), None).await
     }
 }
 
@@ -689,30 +537,6 @@ pub struct Report {
 }
 
 impl Store {
-    /// Applies one status report; see [`Store::apply_reports`].
-    ///
-    /// # Errors
-    ///
-    /// Fails when the database does.
-    pub async fn apply_report(
-        &self,
-        modem_id: &str,
-        mr: u8,
-        recipient: &str,
-        delivered: Option<bool>,
-        status: u8,
-    ) -> Result<ReportEffect, StoreError> {
-        let report = Report {
-            modem_id: modem_id.to_owned(),
-            mr,
-            recipient: recipient.to_owned(),
-            delivered,
-            status,
-        };
-        let mut effects = self.apply_reports(std::slice::from_ref(&report)).await?;
-        Ok(effects.pop().unwrap_or(ReportEffect::Unmatched))
-    }
-
     /// Applies status reports, each to the segment it is about: the latest segment sent through
     /// its modem with its message reference to its recipient. All of them in one transaction:
     /// one commit for however many reports came together, and no message seen half-updated.

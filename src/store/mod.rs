@@ -232,11 +232,10 @@ impl Store {
     }
 
     /// On SQLite, the turn to write, among this process's busiest writers (the message
-    /// writer, the dispatcher's steps, status reports, the inbox). SQLite has one writer at a
-    /// time; a connection that finds the lock taken sleeps in its busy handler for 1, 2, 5, 10
-    /// ms and more before it looks again, which made a modem wait for the database between
-    /// segments. Queueing here instead hands the lock over the moment it is free. `None` on
-    /// PostgreSQL, whose row locks need no such turn.
+    /// writer, the modems' journal batches and claims, status reports, the inbox). SQLite has
+    /// one writer at a time; a connection that finds the lock taken sleeps in its busy handler
+    /// for 1, 2, 5, 10 ms and more before it looks again. Queueing here instead hands the lock
+    /// over the moment it is free. `None` on PostgreSQL, whose row locks need no such turn.
     pub(crate) async fn write_gate(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match self.backend {
             Backend::Sqlite => Some(self.write_gate.clone().lock_owned().await),

@@ -132,8 +132,9 @@ async fn a_row_renders_with_the_signature_its_encoding_and_the_room_left() {
     assert_eq!(rendered["within_limit"], true);
 
     // A long name takes the message past the template's limit, and into a second segment.
+    let name = "Ana María de los Ángeles Quispe Mamani, socia de la Cooperativa Central de Sucre";
     let long = json!({"row": {
-        "nombre": "Ana María de los Ángeles Quispe Mamani, socia de la Cooperativa Central de Sucre",
+        "nombre": name,
         "numerocuota": "3", "moneda": "Bs", "montocuota": "150,00",
         "fechavencimiento": "05/12/2026"
     }});

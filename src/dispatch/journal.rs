@@ -1,14 +1,16 @@
-//! The dispatcher's journal: one append-only file a modem, in which each step of a message's way
-//! through the modem ([`Progress`]) is written before the database hears of it.
+//! The dispatcher's journal: one file a modem, in which each step of a message's way through
+//! the modem ([`Progress`]) is written before the database hears of it.
 //!
 //! A segment may go on the air only once its `handed` entry is on disk; that entry is written
 //! and synced while the modem answers `AT+CMGS` with its prompt, so keeping it costs the modem
-//! no time. The other entries are written without a sync of their own: the next `handed`
+//! little time. The other entries are written without a sync of their own: the next `handed`
 //! entry's sync carries them, and the database has them soon after anyway. A task a modem
-//! applies the entries to the database in batches, in order; once everything written has been
-//! applied, the file is emptied. After a crash, [`replay`] applies whatever a journal still
-//! holds before recovery looks at the database, so a segment that may have gone out is always
-//! known, however far the database was behind.
+//! applies the entries to the database in batches, in order. The file is written ahead with
+//! zeros, so an entry's sync is a sync of data alone; once everything in it is applied and it
+//! is well filled, it is emptied on disk and starts over, and sequence numbers tell a current
+//! entry from an old one. After a crash, [`replay`] applies whatever a journal still holds
+//! before recovery looks at the database, so a segment that may have gone out is always known,
+//! however far the database was behind.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader};

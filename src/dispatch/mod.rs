@@ -260,17 +260,16 @@ pub fn spawn_worker(
             }
             // What is ahead waits while nothing new may begin (a release that failed leaves it).
             if run.current.is_none() && claiming {
-                run.current = run.ahead.pop_front();
-            }
-            if run.current.is_none() && claiming {
-                worker.set_busy(true);
-                if run.claiming.is_none() {
-                    run.start_claim();
-                }
-                if let Err(err) = run.finish_claim().await {
-                    tracing::warn!(error = ?err, "messages not claimed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+                if run.ahead.is_empty() {
+                    worker.set_busy(true);
+                    if run.claiming.is_none() {
+                        run.start_claim();
+                    }
+                    if let Err(err) = run.finish_claim().await {
+                        tracing::warn!(error = ?err, "messages not claimed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
                 }
                 run.current = run.ahead.pop_front();
             }

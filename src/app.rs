@@ -17,6 +17,7 @@ use crate::dispatch::fleet::Fleet;
 use crate::dispatch::{SendingControl, SendingSettings, journal};
 use crate::domain::ModuleSet;
 use crate::eventlog::EventLog;
+use crate::loads::{self, Loader};
 use crate::metrics::Metrics;
 use crate::modem::simulator::SimConfig;
 use crate::modem::transport::PortSettings;
@@ -32,6 +33,7 @@ pub struct Application {
     events: Arc<EventLog>,
     store: Store,
     fleet: Arc<Fleet>,
+    schedule: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -128,6 +130,22 @@ impl Application {
         ));
         fleet.start().await?;
 
+        let interrupted = store.fail_interrupted_loads().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                loads = interrupted,
+                "loads interrupted by the last stop marked failed"
+            );
+        }
+        let loads = Arc::new(Loader::new(store.clone(), tz, region, sending.clone()));
+        let node = format!("{}:{}", hostname(), std::process::id());
+        let schedule = tokio::spawn(loads::schedule::run(
+            loads.clone(),
+            store.clone(),
+            node,
+            Arc::new(loads::schedule::SystemClock),
+        ));
+
         let state = web::Data::new(AppState {
             writer: MessageWriter::spawn(store.clone()),
             store: store.clone(),
@@ -139,6 +157,7 @@ impl Application {
             callers: Default::default(),
             sending,
             fleet: fleet.clone(),
+            loads,
         });
 
         let listener = TcpListener::bind(&config.listen)
@@ -196,6 +215,7 @@ impl Application {
             events,
             store,
             fleet,
+            schedule,
         })
     }
 
@@ -217,10 +237,24 @@ impl Application {
     /// Fails when the server fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = self.server.await;
+        self.schedule.abort();
         self.store.close().await;
         self.events.record("service.stopped", None, json!({}));
         tracing::info!("pregonero stopped");
         Ok(result?)
+    }
+}
+
+/// The machine's name, to tell nodes apart in the schedule's runs.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length, and gethostname writes at most that much.
+    let done = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if done == 0 && end > 0 {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "node".into()
     }
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 mod health;
 mod inbox;
 pub mod json;
+mod loads;
 mod logs;
 mod messages;
 mod modems;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub sending: Arc<crate::dispatch::SendingControl>,
     /// The modems of this node.
     pub fleet: Arc<crate::dispatch::fleet::Fleet>,
+    /// Loads from sheets and the ERP.
+    pub loads: Arc<crate::loads::Loader>,
 }
 
 /// Mounts every route, Swagger UI and the error handlers for malformed input.
@@ -76,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(credit::configure)
         .configure(modems::configure)
         .configure(templates::configure)
+        .configure(loads::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));

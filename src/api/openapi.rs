@@ -5,7 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_keys, auth, credit, error, health, inbox, logs, messages, modems, sending, templates, users,
+    api_keys, auth, credit, error, health, inbox, loads, logs, messages, modems, sending,
+    templates, users,
 };
 use crate::domain;
 
@@ -33,6 +34,9 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         modems::trace, modems::simulate_inbound,
         templates::list, templates::create, templates::get, templates::update, templates::delete,
         templates::render, templates::test,
+        loads::excel, loads::erp_load, loads::list, loads::get, loads::delete, loads::report,
+        loads::summary, loads::get_source, loads::put_source, loads::test_source,
+        loads::get_settings, loads::put_settings,
         health::health, health::metrics,
     ),
     components(
@@ -57,6 +61,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         (name = "modems", description = "The GSM modems and their ports"),
         (name = "credit", description = "Segments sent on prepaid lines"),
         (name = "templates", description = "Message texts with <token> fields"),
+        (name = "loads", description = "Messages from spreadsheets and the ERP's database"),
         (name = "service", description = "Health and metrics"),
     )
 )]

@@ -72,6 +72,9 @@ pub struct TemplateView {
     pub created_at: String,
     /// When it was last changed.
     pub updated_at: String,
+    /// Tokens the configured ERP source has no column for, with their positions; a load from
+    /// that source would fail. Empty when no source is set.
+    pub source_warnings: Vec<String>,
 }
 
 /// A sample row to render a template against.
@@ -147,13 +150,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(super::resource("/v1/templates/{id}/test").route(web::post().to(test)));
 }
 
-fn view(record: TemplateRecord, state: &AppState) -> TemplateView {
+/// The columns of the configured ERP source, as last checked; none when no source is set.
+async fn source_columns(state: &AppState) -> Result<Vec<String>, ApiError> {
+    Ok(state
+        .loads
+        .source()
+        .await?
+        .map(|s| s.columns)
+        .unwrap_or_default())
+}
+
+fn view(record: TemplateRecord, state: &AppState, columns: &[String]) -> TemplateView {
     let mut tokens: Vec<String> = Vec::new();
+    let mut source_warnings = Vec::new();
     if let Ok(template) = Template::parse(&record.body) {
         for token in template.tokens() {
             if !tokens.iter().any(|t| crate::domain::fold(t) == token.key) {
                 tokens.push(token.name.clone());
             }
+        }
+        if !columns.is_empty() {
+            source_warnings = template
+                .unknown_tokens(columns)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
         }
     }
     TemplateView {
@@ -165,6 +186,7 @@ fn view(record: TemplateRecord, state: &AppState) -> TemplateView {
         created_by: record.created_by,
         created_at: super::time::show(record.created_at, state.tz),
         updated_at: super::time::show(record.updated_at, state.tz),
+        source_warnings,
     }
 }
 
@@ -229,12 +251,13 @@ fn name_taken(err: StoreError) -> ApiError {
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(Module::Dashboard)?;
+    let columns = source_columns(&state).await?;
     let templates: Vec<TemplateView> = state
         .store
         .templates()
         .await?
         .into_iter()
-        .map(|t| view(t, &state))
+        .map(|t| view(t, &state, &columns))
         .collect();
     Ok(HttpResponse::Ok().json(templates))
 }
@@ -274,7 +297,7 @@ pub async fn create(
     );
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/templates/{}", record.id)))
-        .json(view(record, &state)))
+        .json(view(record, &state, &source_columns(&state).await?)))
 }
 
 /// Read a template.
@@ -300,7 +323,7 @@ pub async fn get(
         .template(&id)
         .await?
         .ok_or(ApiError::NotFound("template"))?;
-    Ok(HttpResponse::Ok().json(view(record, &state)))
+    Ok(HttpResponse::Ok().json(view(record, &state, &source_columns(&state).await?)))
 }
 
 /// Change a template's name, text or maximum length; a new text is checked first.
@@ -348,7 +371,7 @@ pub async fn update(
         Some(&caller.label()),
         json!({"id": record.id, "name": record.name}),
     );
-    Ok(HttpResponse::Ok().json(view(record, &state)))
+    Ok(HttpResponse::Ok().json(view(record, &state, &source_columns(&state).await?)))
 }
 
 /// Delete a template.

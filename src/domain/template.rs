@@ -204,12 +204,24 @@ impl Template {
     ///
     /// Names the first token whose value is missing or blank.
     pub fn render(&self, row: &Row) -> Result<String, MissingValue> {
+        self.fill(|token| row.get(&token.key))
+    }
+
+    /// Fills each token with what `value` gives for it.
+    ///
+    /// # Errors
+    ///
+    /// Names the first token whose value is missing or blank.
+    pub fn fill<'v, S: AsRef<str> + 'v>(
+        &self,
+        mut value: impl FnMut(&Token) -> Option<S>,
+    ) -> Result<String, MissingValue> {
         let mut text = String::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Text(literal) => text.push_str(literal),
-                Piece::Token(token) => match row.get(&token.key) {
-                    Some(value) if !value.trim().is_empty() => text.push_str(value.trim()),
+                Piece::Token(token) => match value(token) {
+                    Some(v) if !v.as_ref().trim().is_empty() => text.push_str(v.as_ref().trim()),
                     _ => {
                         return Err(MissingValue {
                             token: token.name.clone(),

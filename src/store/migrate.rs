@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0005_templates.sql"),
         postgres: include_str!("../../migrations/0005_templates.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_loads.sql",
+        sqlite: include_str!("../../migrations/0006_loads.sql"),
+        postgres: include_str!("../../migrations/0006_loads.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

@@ -9,6 +9,7 @@ mod api_keys;
 mod counters;
 mod dispatch;
 mod inbox;
+mod loads;
 mod messages;
 mod migrate;
 mod settings;
@@ -28,6 +29,9 @@ pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use counters::SegmentCounter;
 pub use dispatch::{Progress, REVIEW_NOTE, Recovered, Report, ReportEffect};
 pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
+pub use loads::{
+    Committed, Deleted, LoadMessage, LoadRecord, LoadRowRecord, NewLoad, load_message_ref,
+};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
 pub use templates::{TemplateChanges, TemplateRecord};
 pub use users::{NewUser, UserChanges, UserRecord};

@@ -231,7 +231,7 @@ fn taken_refs<'r>(records: &'r [MessageRecord], created: &[bool]) -> Vec<&'r str
     taken
 }
 
-fn new_record(message: &NewMessage, now: i64) -> MessageRecord {
+pub(super) fn new_record(message: &NewMessage, now: i64) -> MessageRecord {
     MessageRecord {
         // Assigned by the database on insert.
         id: 0,
@@ -257,7 +257,7 @@ fn new_record(message: &NewMessage, now: i64) -> MessageRecord {
 
 /// One multi-row insert for a chunk of records; returns the reference and the new id of each row
 /// it inserted.
-async fn insert_chunk(
+pub(super) async fn insert_chunk(
     conn: &mut AnyConnection,
     backend: Backend,
     chunk: &[MessageRecord],

@@ -9,6 +9,7 @@ mod errors;
 mod health;
 mod helpers;
 mod inbox;
+mod loads;
 mod logs;
 mod messages;
 mod modems;

@@ -1,0 +1,228 @@
+//! The daily automatic load, driven through days by a clock the test moves: it runs at its hour on one node
+//! of two sharing a database, catches up after a stop, and records a failure as a failed load.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use pregonero::dispatch::SendingControl;
+use pregonero::domain::{Region, SendingWindow};
+use pregonero::loads::schedule::{self, ManualClock};
+use pregonero::loads::{Loader, ScheduleSettings, SourceSettings};
+use pregonero::store::{LoadRecord, Store};
+use sqlx::Connection;
+
+const ZONE: &str = "America/La_Paz";
+
+struct Setup {
+    store: Store,
+    loader: Arc<Loader>,
+    _dir: tempfile::TempDir,
+}
+
+/// A gateway database with a template, and an ERP (an SQLite file) with two installments due
+/// on 2026-12-04 and one on 2026-12-05.
+async fn setup(erp_present: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&common::fresh_database_url(dir.path()).await)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let template = store
+        .create_template("cuota", "Hola <nombre>, vence el <vence>", 140, "admin")
+        .await
+        .unwrap();
+    let erp = dir.path().join("erp.db");
+    if erp_present {
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", erp.display()))
+                .await
+                .unwrap();
+        for sql in [
+            "CREATE TABLE cuotas (id INTEGER, nombre TEXT, celular TEXT, vence DATE)",
+            "INSERT INTO cuotas VALUES (1, 'Ana', '70123456', '2026-12-04'), \
+             (2, 'Eva', '71234567', '2026-12-04'), (3, 'Luis', '72345678', '2026-12-05')",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+    let source = SourceSettings {
+        url: format!("sqlite://{}", erp.display()),
+        password: None,
+        query: "SELECT id, nombre, celular, vence FROM cuotas WHERE vence = :reference_date".into(),
+        phone_column: "celular".into(),
+        key_column: "id".into(),
+        template_id: template.id,
+        columns: vec![],
+    };
+    store
+        .set_setting(
+            SourceSettings::KEY,
+            &serde_json::to_string(&source).unwrap(),
+        )
+        .await
+        .unwrap();
+    let schedule = ScheduleSettings {
+        enabled: true,
+        at: "08:00".into(),
+    };
+    store
+        .set_setting(
+            ScheduleSettings::KEY,
+            &serde_json::to_string(&schedule).unwrap(),
+        )
+        .await
+        .unwrap();
+    let tz: Tz = ZONE.parse().unwrap();
+    let window = SendingWindow::parse_range("08:00-20:00", tz).unwrap();
+    let sending = Arc::new(SendingControl::new(false, window));
+    let loader = Arc::new(Loader::new(
+        store.clone(),
+        tz,
+        Region::parse("BO").unwrap(),
+        sending,
+    ));
+    Setup {
+        store,
+        loader,
+        _dir: dir,
+    }
+}
+
+fn local(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    let tz: Tz = ZONE.parse().unwrap();
+    tz.with_ymd_and_hms(2026, 12, day, hour, minute, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn start(setup: &Setup, node: &str, clock: &Arc<ManualClock>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(schedule::run(
+        setup.loader.clone(),
+        setup.store.clone(),
+        node.into(),
+        clock.clone(),
+    ))
+}
+
+async fn loads(store: &Store) -> Vec<LoadRecord> {
+    let mut all = store.loads(None, 100).await.unwrap();
+    all.reverse();
+    all
+}
+
+/// Lets the scheduler and the database work until `n` loads have finished.
+async fn until_loads(store: &Store, n: usize) -> Vec<LoadRecord> {
+    for _ in 0..2_000 {
+        let all = loads(store).await;
+        if all.len() >= n && all.iter().all(|l| l.status != "running") {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} loads never finished: {:?}", loads(store).await);
+}
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+/// Gives the schedulers time to see the clock and the database to take what they write.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+fn day(load: &LoadRecord) -> NaiveDate {
+    load.reference_date.as_deref().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_load_runs_at_its_hour_on_one_node_of_two_then_daily() {
+    let setup = setup(true).await;
+    let clock = Arc::new(ManualClock::starting_at(local(4, 7, 58)));
+    let a = start(&setup, "node-a", &clock);
+    let b = start(&setup, "node-b", &clock);
+
+    // Before the hour nothing runs.
+    clock.advance(minutes(1));
+    settle().await;
+    assert!(loads(&setup.store).await.is_empty());
+
+    clock.advance(minutes(2));
+    let done = until_loads(&setup.store, 1).await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].kind, "automatic");
+    assert_eq!(done[0].status, "committed");
+    assert_eq!(done[0].created_by, "schedule");
+    assert_eq!(day(&done[0]), NaiveDate::from_ymd_opt(2026, 12, 4).unwrap());
+    assert_eq!(done[0].messages_loaded, 2);
+
+    // The next morning, again once.
+    for _ in 0..24 {
+        clock.advance(minutes(60));
+        settle().await;
+    }
+    let done = until_loads(&setup.store, 2).await;
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert_eq!(day(&done[1]), NaiveDate::from_ymd_opt(2026, 12, 5).unwrap());
+    assert_eq!(done[1].messages_loaded, 1);
+    a.abort();
+    b.abort();
+}
+
+#[tokio::test]
+async fn a_gateway_started_after_the_hour_catches_up_once() {
+    let setup = setup(true).await;
+    let clock = Arc::new(ManualClock::starting_at(local(4, 10, 15)));
+    let first = start(&setup, "node-a", &clock);
+    let done = until_loads(&setup.store, 1).await;
+    assert_eq!(done[0].messages_loaded, 2);
+    first.abort();
+
+    // A restart the same day does not run it again.
+    let again = start(&setup, "node-a", &clock);
+    clock.advance(minutes(60));
+    settle().await;
+    assert_eq!(loads(&setup.store).await.len(), 1);
+    again.abort();
+}
+
+#[tokio::test]
+async fn a_failed_automatic_load_is_recorded_with_its_reason() {
+    let setup = setup(false).await;
+    let clock = Arc::new(ManualClock::starting_at(local(4, 7, 59)));
+    let task = start(&setup, "node-a", &clock);
+    clock.advance(minutes(2));
+    let done = until_loads(&setup.store, 1).await;
+    assert_eq!(done[0].status, "failed");
+    assert_eq!(done[0].kind, "automatic");
+    let reason = done[0].error.as_deref().unwrap();
+    assert!(reason.starts_with("source.url"), "{reason}");
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_disabled_schedule_runs_nothing() {
+    let setup = setup(true).await;
+    let off = ScheduleSettings {
+        enabled: false,
+        at: "08:00".into(),
+    };
+    setup
+        .store
+        .set_setting(ScheduleSettings::KEY, &serde_json::to_string(&off).unwrap())
+        .await
+        .unwrap();
+    let clock = Arc::new(ManualClock::starting_at(local(4, 7, 0)));
+    let task = start(&setup, "node-a", &clock);
+    for _ in 0..3 {
+        clock.advance(minutes(60));
+        settle().await;
+    }
+    assert!(loads(&setup.store).await.is_empty());
+    task.abort();
+}

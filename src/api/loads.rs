@@ -523,7 +523,7 @@ pub async fn excel(
     }
     let record = state
         .loads
-        .run(spec, async { Ok(table) })
+        .run(spec, |_| async { Ok(table) })
         .await
         .map_err(load_error)?;
     created(&state, record).await
@@ -572,7 +572,7 @@ pub async fn erp_load(
             .map_err(load_error)?;
         let fetched = state
             .loads
-            .erp_rows(&source, dates, None)
+            .erp_rows(&source, dates, None, None)
             .await
             .map_err(load_error)?;
         let rows = fetched.table.rows.len();
@@ -780,7 +780,7 @@ pub async fn put_source(
     };
     let fetched = state
         .loads
-        .erp_rows(&source, dates, Some(1))
+        .erp_rows(&source, dates, Some(1), None)
         .await
         .map_err(load_error)?;
     source.columns = fetched.columns.iter().map(|c| c.name.clone()).collect();
@@ -859,7 +859,7 @@ pub async fn test_source(
     };
     let fetched = state
         .loads
-        .erp_rows(&source, dates, Some(limit))
+        .erp_rows(&source, dates, Some(limit), None)
         .await
         .map_err(load_error)?;
     let format = state.loads.format().await?;

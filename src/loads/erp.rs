@@ -271,8 +271,8 @@ pub struct Dates {
     pub send: NaiveDate,
 }
 
-/// Runs the source's query for `dates`, reading at most `limit` rows when given. Times with a
-/// zone are shown in `tz`.
+/// Runs the source's query for `dates`, reading at most `limit` rows when given, and telling
+/// `read` after each row how many it has. Times with a zone are shown in `tz`.
 ///
 /// # Errors
 ///
@@ -284,6 +284,7 @@ pub async fn fetch(
     dates: Dates,
     limit: Option<usize>,
     tz: Tz,
+    read: &(dyn Fn(u64) + Sync),
 ) -> Result<Fetched, SourceError> {
     let dialect = dialect(&source.url)?;
     let prepared = prepare(&source.query, dialect)?;
@@ -302,7 +303,8 @@ pub async fn fetch(
                     options = options.password(p);
                 }
                 let mut conn = connect(options).await?;
-                let out = run::<sqlx::Postgres>(&mut conn, &prepared.sql, &values, limit, tz).await;
+                let out =
+                    run::<sqlx::Postgres>(&mut conn, &prepared.sql, &values, limit, tz, read).await;
                 let _ = conn.close().await;
                 out
             }
@@ -313,7 +315,8 @@ pub async fn fetch(
                     options = options.password(p);
                 }
                 let mut conn = connect(options).await?;
-                let out = run::<sqlx::MySql>(&mut conn, &prepared.sql, &values, limit, tz).await;
+                let out =
+                    run::<sqlx::MySql>(&mut conn, &prepared.sql, &values, limit, tz, read).await;
                 let _ = conn.close().await;
                 out
             }
@@ -322,7 +325,8 @@ pub async fn fetch(
                     .map_err(|e| source_error("url", e.to_string()))?
                     .read_only(true);
                 let mut conn = connect(options).await?;
-                let out = run::<sqlx::Sqlite>(&mut conn, &prepared.sql, &values, limit, tz).await;
+                let out =
+                    run::<sqlx::Sqlite>(&mut conn, &prepared.sql, &values, limit, tz, read).await;
                 let _ = conn.close().await;
                 out
             }
@@ -391,6 +395,7 @@ async fn run<D>(
     values: &[NaiveDate],
     limit: Option<usize>,
     tz: Tz,
+    read: &(dyn Fn(u64) + Sync),
 ) -> Result<Fetched, SourceError>
 where
     D: Driver,
@@ -453,6 +458,7 @@ where
         }
         let number = table.rows.len() as u64 + 1;
         table.rows.push((number, cells));
+        read(number);
     }
     Ok(Fetched { columns, table })
 }

@@ -295,8 +295,9 @@ impl Loader {
     ///
     /// [`LoadError::Failed`] for a load that started and failed; [`LoadError::Store`] when the
     /// load could not even be recorded.
-    pub async fn run<F>(&self, spec: LoadSpec, rows: F) -> Result<LoadRecord, LoadError>
+    pub async fn run<R, F>(&self, spec: LoadSpec, rows: R) -> Result<LoadRecord, LoadError>
     where
+        R: FnOnce(Arc<Progress>) -> F,
         F: Future<Output = Result<Table, LoadError>>,
     {
         let load = NewLoad {
@@ -314,7 +315,9 @@ impl Loader {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(load.id.clone(), progress.clone());
-        let outcome = self.run_started(&load, &spec, rows, progress).await;
+        let outcome = self
+            .run_started(&load, &spec, rows(progress.clone()), progress)
+            .await;
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -365,9 +368,13 @@ impl Loader {
     where
         F: Future<Output = Result<Table, LoadError>>,
     {
+        let started = std::time::Instant::now();
         let table = rows.await?;
+        let read = started.elapsed();
         let processed = table.rows.len() as u64;
+        progress.processed.store(processed, Ordering::Relaxed);
         let plan = self.plan(spec, table, progress).await?;
+        let planned = started.elapsed();
         let send_at = self.send_at(spec.send_date);
         let messages: Vec<LoadMessage> = plan
             .messages
@@ -403,6 +410,13 @@ impl Loader {
                 processed,
             )
             .await?;
+        tracing::debug!(
+            load.id = %load.id,
+            read_ms = read.as_millis() as u64,
+            plan_ms = (planned - read).as_millis() as u64,
+            commit_ms = (started.elapsed() - planned).as_millis() as u64,
+            "load phases"
+        );
         Ok(())
     }
 
@@ -467,9 +481,15 @@ impl Loader {
         source: &SourceSettings,
         dates: Dates,
         limit: Option<usize>,
+        progress: Option<&Progress>,
     ) -> Result<erp::Fetched, LoadError> {
         let password = source.password.clone().map(Secret::new);
-        Ok(erp::fetch(source, password.as_ref(), dates, limit, self.tz).await?)
+        let read = |n: u64| {
+            if let Some(p) = progress {
+                p.processed.store(n, Ordering::Relaxed);
+            }
+        };
+        Ok(erp::fetch(source, password.as_ref(), dates, limit, self.tz, &read).await?)
     }
 
     /// The spec of an ERP load from the stored source.
@@ -524,8 +544,9 @@ impl Loader {
         created_by: String,
     ) -> Result<LoadRecord, LoadError> {
         let (source, spec) = self.erp_spec(kind, dates, created_by).await?;
-        self.run(spec, async {
-            Ok(self.erp_rows(&source, dates, None).await?.table)
+        self.run(spec, |progress| async move {
+            let fetched = self.erp_rows(&source, dates, None, Some(&progress)).await?;
+            Ok(fetched.table)
         })
         .await
     }

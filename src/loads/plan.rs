@@ -76,7 +76,7 @@ pub struct Plan {
 /// Counters a running load keeps up to date for those who poll it.
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// Rows looked at so far.
+    /// Rows read from the source so far.
     pub processed: AtomicU64,
     /// Messages made so far.
     pub loaded: AtomicU64,
@@ -175,14 +175,13 @@ pub fn plan(table: &Table, recipe: &Recipe<'_>, progress: &Progress) -> Result<P
             },
         }
         if (i + 1) % PROGRESS_EVERY == 0 || i + 1 == table.rows.len() {
-            store_counts(progress, i as u64 + 1, &out);
+            store_counts(progress, &out);
         }
     }
     Ok(out)
 }
 
-fn store_counts(progress: &Progress, processed: u64, plan: &Plan) {
-    progress.processed.store(processed, Ordering::Relaxed);
+fn store_counts(progress: &Progress, plan: &Plan) {
     progress
         .loaded
         .store(plan.messages.len() as u64, Ordering::Relaxed);

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::writer::{insert_chunk, new_record};
-use super::{NewMessage, Store, StoreError, now_ms};
+use super::{Backend, NewMessage, Store, StoreError, now_ms};
 use crate::domain::MessageStatus;
 
 /// Rows written by one statement; a key row binds 4 values, an issue row 5.
@@ -151,8 +151,10 @@ fn from_row(row: &AnyRow) -> Result<LoadRecord, sqlx::Error> {
     })
 }
 
-/// `$a, $b, …` for `width` values a row, `rows` rows, numbered from 1.
-fn values(rows: usize, width: usize) -> String {
+/// The placeholders of a multi-row insert: `width` values a row, `rows` rows. SQLite gets
+/// plain `?` (it finds a numbered one by a linear scan, which makes thousands quadratic),
+/// PostgreSQL `$1`, `$2`, ….
+fn values(rows: usize, width: usize, backend: Backend) -> String {
     let mut sql = String::with_capacity(rows * width * 5);
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ",(" });
@@ -160,8 +162,13 @@ fn values(rows: usize, width: usize) -> String {
             if c > 0 {
                 sql.push(',');
             }
-            sql.push('$');
-            sql.push_str(&(r * width + c + 1).to_string());
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(r * width + c + 1).to_string());
+                }
+            }
         }
         sql.push(')');
     }
@@ -230,6 +237,7 @@ impl Store {
         mut issues: Vec<LoadRowRecord>,
         rows_processed: u64,
     ) -> Result<Committed, StoreError> {
+        let started = std::time::Instant::now();
         let mut tx = self.begin_write().await?;
         let mut messages = messages;
         if let Some(day) = reference_date {
@@ -243,7 +251,7 @@ impl Store {
                     "INSERT INTO load_keys (reference_date, row_key, load_id, row_number) \
                      VALUES {} ON CONFLICT (reference_date, row_key) DO NOTHING \
                      RETURNING row_key",
-                    values(chunk.len(), 4)
+                    values(chunk.len(), 4, self.backend())
                 );
                 let mut q = sqlx::query(&sql);
                 for (key, row) in chunk {
@@ -272,6 +280,7 @@ impl Store {
             }));
         }
 
+        let keys_done = started.elapsed();
         let now = now_ms();
         let backend = self.backend();
         let records: Vec<_> = messages
@@ -281,13 +290,14 @@ impl Store {
         for chunk in records.chunks(CHUNK) {
             insert_chunk(&mut tx, backend, chunk).await?;
         }
+        let inserted = started.elapsed();
 
         issues.sort_by_key(|i| i.row);
         for chunk in issues.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO load_rows (load_id, row_number, skipped, column_name, reason) \
                  VALUES {}",
-                values(chunk.len(), 5)
+                values(chunk.len(), 5, self.backend())
             );
             let mut q = sqlx::query(&sql);
             for issue in chunk {
@@ -320,6 +330,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        tracing::debug!(
+            load.id = %load_id,
+            keys_ms = keys_done.as_millis() as u64,
+            messages_ms = (inserted - keys_done).as_millis() as u64,
+            rest_ms = (started.elapsed() - inserted).as_millis() as u64,
+            "load stored"
+        );
         Ok(committed)
     }
 

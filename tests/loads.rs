@@ -1,5 +1,6 @@
-//! The daily automatic load, driven through days by a clock the test moves: it runs at its hour on one node
-//! of two sharing a database, catches up after a stop, and records a failure as a failed load.
+//! Loads outside HTTP: progress while one runs, and the daily automatic load, driven through
+//! days by a clock the test moves: it runs at its hour on one node of two sharing a database,
+//! catches up after a stop, and records a failure as a failed load.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -12,7 +13,7 @@ use chrono_tz::Tz;
 use pregonero::dispatch::SendingControl;
 use pregonero::domain::{Region, SendingWindow};
 use pregonero::loads::schedule::{self, ManualClock};
-use pregonero::loads::{Loader, ScheduleSettings, SourceSettings};
+use pregonero::loads::{Dates, LoadKind, Loader, ScheduleSettings, SourceSettings};
 use pregonero::store::{LoadRecord, Store};
 use sqlx::Connection;
 
@@ -225,4 +226,92 @@ async fn a_disabled_schedule_runs_nothing() {
     }
     assert!(loads(&setup.store).await.is_empty());
     task.abort();
+}
+
+#[tokio::test]
+async fn a_running_load_shows_its_counts_until_it_is_committed() {
+    let setup = setup(true).await;
+    let loader = setup.loader.clone();
+    let dates = Dates {
+        reference: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(),
+        send: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(),
+    };
+    let (source, spec) = loader
+        .erp_spec(LoadKind::Manual, dates, "ana".into())
+        .await
+        .unwrap();
+    let (started, mut seen_started) = tokio::sync::mpsc::channel::<()>(1);
+    let (go, wait_for_go) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let loader = loader.clone();
+        async move {
+            let rows = |progress: Arc<pregonero::loads::Progress>| {
+                let loader = loader.clone();
+                async move {
+                    let fetched = loader
+                        .erp_rows(&source, dates, None, Some(&progress))
+                        .await?;
+                    started.send(()).await.unwrap();
+                    wait_for_go.await.unwrap();
+                    Ok(fetched.table)
+                }
+            };
+            loader.run(spec, rows).await
+        }
+    });
+    seen_started.recv().await.unwrap();
+    let now = loads(&setup.store).await;
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].status, "running");
+    let counts = loader.progress(&now[0].id).expect("counts while it runs");
+    assert_eq!(counts.processed, 2);
+    assert_eq!(counts.loaded, 0);
+
+    go.send(()).unwrap();
+    let record = running.await.unwrap().unwrap();
+    assert_eq!(record.status, "committed");
+    assert_eq!(record.messages_loaded, 2);
+    assert_eq!(loader.progress(&record.id), None);
+}
+
+#[tokio::test]
+async fn reading_the_erp_reports_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.db");
+    let url = format!("sqlite://{}", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE t AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+         WHERE i < 2500) SELECT i AS id, '7' || (1000000 + i) AS celular FROM n",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let source = SourceSettings {
+        url,
+        password: None,
+        query: "SELECT id, celular FROM t".into(),
+        phone_column: "celular".into(),
+        key_column: "id".into(),
+        template_id: String::new(),
+        columns: vec![],
+    };
+    let seen = std::sync::Mutex::new(Vec::new());
+    let read = |n: u64| seen.lock().unwrap().push(n);
+    let day = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+    let dates = Dates {
+        reference: day,
+        send: day,
+    };
+    let fetched =
+        pregonero::loads::erp::fetch(&source, None, dates, None, ZONE.parse().unwrap(), &read)
+            .await
+            .unwrap();
+    assert_eq!(fetched.table.rows.len(), 2500);
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 2500);
+    assert!(seen.windows(2).all(|w| w[1] == w[0] + 1));
+    assert_eq!(seen.last(), Some(&2500));
 }

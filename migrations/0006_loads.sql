@@ -11,6 +11,7 @@ CREATE TABLE loads (
     reference_date TEXT,
     send_date TEXT NOT NULL,
     created_by TEXT NOT NULL,
+    node TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     finished_at BIGINT,
     rows_processed BIGINT NOT NULL,
@@ -24,6 +25,7 @@ CREATE TABLE loads (
 );
 
 CREATE INDEX loads_by_created ON loads (created_at, id);
+CREATE INDEX loads_running ON loads (status, node) WHERE status = 'running';
 
 CREATE TABLE load_rows (
     load_id TEXT NOT NULL,

@@ -130,15 +130,23 @@ impl Application {
         ));
         fleet.start().await?;
 
-        let interrupted = store.fail_interrupted_loads().await?;
+        // A node is its machine and data folder: the same after a restart, apart from another
+        // gateway on the same machine.
+        let node = format!("{}:{}", hostname(), config.data_dir.display());
+        let interrupted = store.fail_interrupted_loads(&node, STALE_LOAD_MS).await?;
         if interrupted > 0 {
             tracing::warn!(
                 loads = interrupted,
                 "loads interrupted by the last stop marked failed"
             );
         }
-        let loads = Arc::new(Loader::new(store.clone(), tz, region, sending.clone()));
-        let node = format!("{}:{}", hostname(), std::process::id());
+        let loads = Arc::new(Loader::new(
+            store.clone(),
+            node.clone(),
+            tz,
+            region,
+            sending.clone(),
+        ));
         let schedule = tokio::spawn(loads::schedule::run(
             loads.clone(),
             store.clone(),
@@ -244,6 +252,10 @@ impl Application {
         Ok(result?)
     }
 }
+
+/// A load running this long was left by a node that stopped and never came back: a load of
+/// 100,000 rows takes seconds, and the ERP's query may run for five minutes at most.
+const STALE_LOAD_MS: i64 = 15 * 60 * 1000;
 
 /// The machine's name, to tell nodes apart in the schedule's runs.
 fn hostname() -> String {

@@ -28,6 +28,10 @@ struct Setup {
 /// A gateway database with a template, and an ERP (an SQLite file) with two installments due
 /// on 2026-12-04 and one on 2026-12-05.
 async fn setup(erp_present: bool) -> Setup {
+    setup_in(erp_present, ZONE, "08:00").await
+}
+
+async fn setup_in(erp_present: bool, zone: &str, at: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&common::fresh_database_url(dir.path()).await)
         .await
@@ -69,7 +73,7 @@ async fn setup(erp_present: bool) -> Setup {
         .unwrap();
     let schedule = ScheduleSettings {
         enabled: true,
-        at: "08:00".into(),
+        at: at.into(),
     };
     store
         .set_setting(
@@ -78,11 +82,12 @@ async fn setup(erp_present: bool) -> Setup {
         )
         .await
         .unwrap();
-    let tz: Tz = ZONE.parse().unwrap();
+    let tz: Tz = zone.parse().unwrap();
     let window = SendingWindow::parse_range("08:00-20:00", tz).unwrap();
     let sending = Arc::new(SendingControl::new(false, window));
     let loader = Arc::new(Loader::new(
         store.clone(),
+        "test-node".into(),
         tz,
         Region::parse("BO").unwrap(),
         sending,
@@ -154,6 +159,9 @@ async fn the_load_runs_at_its_hour_on_one_node_of_two_then_daily() {
     assert!(loads(&setup.store).await.is_empty());
 
     clock.advance(minutes(2));
+    until_loads(&setup.store, 1).await;
+    // The other node does not run it a moment later either.
+    settle().await;
     let done = until_loads(&setup.store, 1).await;
     assert_eq!(done.len(), 1, "{done:?}");
     assert_eq!(done[0].kind, "automatic");
@@ -314,4 +322,106 @@ async fn reading_the_erp_reports_every_row() {
     assert_eq!(seen.len(), 2500);
     assert!(seen.windows(2).all(|w| w[1] == w[0] + 1));
     assert_eq!(seen.last(), Some(&2500));
+}
+
+#[tokio::test]
+async fn a_run_hour_skipped_by_a_clock_change_runs_an_hour_later() {
+    // Santiago's clocks go from 00:00 to 01:00 on 2026-09-06, so 00:30 does not exist.
+    let setup = setup_in(true, "America/Santiago", "00:30").await;
+    let tz: Tz = "America/Santiago".parse().unwrap();
+    let before = tz
+        .with_ymd_and_hms(2026, 9, 5, 23, 50, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = Arc::new(ManualClock::starting_at(before));
+    let task = start(&setup, "node-a", &clock);
+    // Started after 00:30 of 2026-09-05: that day's run is caught up at once.
+    let done = until_loads(&setup.store, 1).await;
+    assert_eq!(day(&done[0]), NaiveDate::from_ymd_opt(2026, 9, 5).unwrap());
+    // 23:50 plus 30 minutes is 01:20 after the skip: not yet 01:30.
+    clock.advance(minutes(30));
+    settle().await;
+    assert_eq!(loads(&setup.store).await.len(), 1);
+    clock.advance(minutes(15));
+    let done = until_loads(&setup.store, 2).await;
+    assert_eq!(day(&done[1]), NaiveDate::from_ymd_opt(2026, 9, 6).unwrap());
+    assert_eq!(done[1].status, "committed");
+    task.abort();
+}
+
+#[tokio::test]
+async fn two_loads_of_one_date_at_once_send_each_row_once() {
+    let setup = setup(true).await;
+    let dates = Dates {
+        reference: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(),
+        send: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(),
+    };
+    let run = || {
+        let loader = setup.loader.clone();
+        tokio::spawn(async move {
+            loader
+                .run_erp(LoadKind::Manual, dates, "ana".into())
+                .await
+                .unwrap()
+        })
+    };
+    let (a, b) = (run(), run());
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert_eq!(a.messages_loaded + b.messages_loaded, 2, "{a:?} {b:?}");
+    assert_eq!(a.rows_skipped + b.rows_skipped, 2, "{a:?} {b:?}");
+    let keys = setup.store.loaded_keys("2026-12-04").await.unwrap();
+    assert_eq!(keys.len(), 2);
+}
+
+#[tokio::test]
+async fn a_restart_fails_its_own_running_loads_and_leaves_other_nodes_alone() {
+    use pregonero::store::NewLoad;
+    let setup = setup(true).await;
+    let load = |id: &str, node: &str| NewLoad {
+        id: id.into(),
+        kind: "manual",
+        template_id: None,
+        file_name: None,
+        reference_date: Some("2026-12-04".into()),
+        send_date: "2026-12-04".into(),
+        created_by: "ana".into(),
+        node: node.into(),
+    };
+    setup
+        .store
+        .start_load(&load("mine", "node-a"))
+        .await
+        .unwrap();
+    setup
+        .store
+        .start_load(&load("theirs", "node-b"))
+        .await
+        .unwrap();
+    let failed = setup
+        .store
+        .fail_interrupted_loads("node-a", 15 * 60 * 1000)
+        .await
+        .unwrap();
+    assert_eq!(failed, 1);
+    let status = |id: &'static str| {
+        let store = setup.store.clone();
+        async move { store.load(id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status("mine").await, "failed");
+    assert_eq!(status("theirs").await, "running");
+    // A load marked failed while it ran stores nothing when it tries to commit.
+    let committed = setup
+        .store
+        .commit_load("mine", Some("2026-12-04"), vec![], vec![], 0)
+        .await;
+    assert!(committed.is_err());
+    assert_eq!(status("mine").await, "failed");
+    // A node that never came back: its load is failed once it is stale.
+    let failed = setup
+        .store
+        .fail_interrupted_loads("node-a", -1)
+        .await
+        .unwrap();
+    assert_eq!(failed, 1);
+    assert_eq!(status("theirs").await, "failed");
 }

@@ -493,7 +493,11 @@ pub async fn excel(
     };
     state.loads.check_send_date(send_date).map_err(load_error)?;
     let dry_run = flag("dry_run", upload.fields.get("dry_run"))?;
-    let sheet = upload.fields.get("sheet").cloned();
+    let sheet = upload
+        .fields
+        .get("sheet")
+        .filter(|s| !s.is_empty())
+        .cloned();
 
     let name = file_name.clone();
     let table =
@@ -782,7 +786,14 @@ pub async fn put_source(
         .loads
         .erp_rows(&source, dates, Some(1), None)
         .await
-        .map_err(load_error)?;
+        .map_err(|e| match e {
+            // The request's own fields are named `url`, `password` and `query`.
+            LoadError::Invalid { field, reason } => ApiError::invalid(
+                field.strip_prefix("source.").unwrap_or(&field).to_owned(),
+                reason,
+            ),
+            other => load_error(other),
+        })?;
     source.columns = fetched.columns.iter().map(|c| c.name.clone()).collect();
     let has = |name: &str| fetched.table.column(name).is_some();
     for (field, column) in [

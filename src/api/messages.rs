@@ -291,6 +291,15 @@ fn check(
                     format!("a reference has 1 to {MAX_REF_LEN} printable characters"),
                 ));
             }
+            if r.starts_with(crate::store::LOAD_REF_PREFIX) {
+                return Err(ApiError::invalid(
+                    field("ref"),
+                    format!(
+                        "references starting with `{}` belong to loads",
+                        crate::store::LOAD_REF_PREFIX
+                    ),
+                ));
+            }
             r
         }
     };

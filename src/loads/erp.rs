@@ -97,22 +97,47 @@ pub fn dialect(url: &str) -> Result<Dialect, SourceError> {
     }
 }
 
-/// Splits a password out of a URL: the URL without it, and the password if there was one.
+/// Splits a password out of a URL, whether written as `user:password@` or as a `password=`
+/// parameter: the URL without it, and the password if there was one.
 pub fn split_password(url: &str) -> (String, Option<String>) {
+    let (url, from_query) = split_query_password(url);
     let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_owned(), None);
+        return (url, from_query);
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     let Some((credentials, host)) = authority.rsplit_once('@') else {
-        return (url.to_owned(), None);
+        return (url.clone(), from_query);
     };
     match credentials.split_once(':') {
         Some((user, password)) => (
             format!("{scheme}://{user}@{host}{tail}"),
             Some(percent_decode(password)),
         ),
-        None => (url.to_owned(), None),
+        None => (url.clone(), from_query),
+    }
+}
+
+/// Takes `password=…` out of a URL's query string.
+fn split_query_password(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut password = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some((name, value)) if name.eq_ignore_ascii_case("password") => {
+                password = Some(percent_decode(value));
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_owned(), password)
+    } else {
+        (format!("{base}?{}", kept.join("&")), password)
     }
 }
 
@@ -583,6 +608,17 @@ mod tests {
             ("mysql://erp@db/erp".to_owned(), None)
         );
         assert_eq!(split_password("sqlite:///srv/erp.db").1, None);
+        assert_eq!(
+            split_password("postgres://erp@db/erp?sslmode=require&password=s3%26cret"),
+            (
+                "postgres://erp@db/erp?sslmode=require".to_owned(),
+                Some("s3&cret".to_owned())
+            )
+        );
+        assert_eq!(
+            split_password("mysql://erp@db/erp?password=x"),
+            ("mysql://erp@db/erp".to_owned(), Some("x".to_owned()))
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub use plan::{Plan, PlanError, Planned, Progress, RowIssue};
 pub use table::{SheetError, Table};
 pub use value::{Cell, Format};
 
+/// How far ahead a load's send date may be, as for single messages.
+const MAX_DAYS_AHEAD: i64 = 366;
+
 /// The kinds of load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -160,6 +163,7 @@ pub struct LoadSpec {
 /// Runs loads and keeps the progress of those running.
 pub struct Loader {
     store: Store,
+    node: String,
     tz: Tz,
     region: Region,
     sending: Arc<SendingControl>,
@@ -188,15 +192,27 @@ impl std::fmt::Debug for Loader {
 }
 
 impl Loader {
-    /// A loader writing to `store`.
-    pub fn new(store: Store, tz: Tz, region: Region, sending: Arc<SendingControl>) -> Loader {
+    /// A loader writing to `store`, its loads recorded as run by `node`.
+    pub fn new(
+        store: Store,
+        node: String,
+        tz: Tz,
+        region: Region,
+        sending: Arc<SendingControl>,
+    ) -> Loader {
         Loader {
             store,
+            node,
             tz,
             region,
             sending,
             running: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The node this loader's loads are recorded as run by.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// The time zone dates are read in.
@@ -274,6 +290,12 @@ impl Loader {
                 format!("{send_date} is in the past; today is {today}"),
             ));
         }
+        if send_date > today + chrono::Duration::days(MAX_DAYS_AHEAD) {
+            return Err(LoadError::invalid(
+                "send_date",
+                format!("{send_date} is more than a year ahead"),
+            ));
+        }
         Ok(())
     }
 
@@ -308,6 +330,7 @@ impl Loader {
             reference_date: spec.reference_date.map(|d| d.to_string()),
             send_date: spec.send_date.to_string(),
             created_by: spec.created_by.clone(),
+            node: self.node.clone(),
         };
         self.store.start_load(&load).await?;
         let progress = Arc::new(Progress::default());
@@ -325,10 +348,10 @@ impl Loader {
         match outcome {
             Ok(()) => {}
             Err(err) => {
-                let (field, reason) = match err {
-                    LoadError::Invalid { field, reason } => (field, reason),
+                let (field, reason) = match &err {
+                    LoadError::Invalid { field, reason }
+                    | LoadError::Failed { field, reason, .. } => (field.clone(), reason.clone()),
                     LoadError::Store(e) => ("load".to_owned(), format!("not stored: {e}")),
-                    LoadError::Failed { field, reason, .. } => (field, reason),
                 };
                 tracing::warn!(load.id = %load.id, kind = load.kind, %field, %reason,
                     "load failed");
@@ -339,10 +362,14 @@ impl Loader {
                 {
                     tracing::error!(load.id = %load.id, error = %e, "failed load not recorded");
                 }
-                return Err(LoadError::Failed {
-                    load_id: load.id,
-                    field,
-                    reason,
+                return Err(match err {
+                    // The gateway's own database failing is not the caller's input.
+                    LoadError::Store(e) => LoadError::Store(e),
+                    _ => LoadError::Failed {
+                        load_id: load.id,
+                        field,
+                        reason,
+                    },
                 });
             }
         }
@@ -464,11 +491,7 @@ impl Loader {
         if send_date <= self.today() {
             return None;
         }
-        let midnight = send_date.and_hms_opt(0, 0, 0)?;
-        self.tz
-            .from_local_datetime(&midnight)
-            .earliest()
-            .map(|t| t.timestamp_millis())
+        Some(start_of_day(send_date, self.tz).timestamp_millis())
     }
 
     /// Reads the ERP source's rows for `dates`, at most `limit`.
@@ -550,6 +573,21 @@ impl Loader {
         })
         .await
     }
+}
+
+/// The first moment of `day` in `tz`. Where the clocks skip midnight (a change to summer time at
+/// 00:00, as in Santiago), it is the first moment after the skip.
+pub fn start_of_day(day: NaiveDate, tz: Tz) -> chrono::DateTime<Utc> {
+    (0..=24 * 4)
+        .filter_map(|quarter| {
+            let local = day.and_hms_opt(0, 0, 0)? + chrono::Duration::minutes(15 * quarter);
+            tz.from_local_datetime(&local).earliest()
+        })
+        .next()
+        .map_or_else(
+            || Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default()),
+            |t| t.with_timezone(&Utc),
+        )
 }
 
 fn issue_record(issue: RowIssue, skipped: bool) -> LoadRowRecord {

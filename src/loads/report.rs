@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use crate::domain::MessageStatus;
@@ -136,11 +136,7 @@ pub fn daily_summary(day: NaiveDate, loads: &[LoadRecord], tz: Tz) -> (String, S
 
 /// The first and last millisecond (exclusive) of `day` in `tz`.
 pub fn day_bounds(day: NaiveDate, tz: Tz) -> (i64, i64) {
-    let start = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .and_then(|t| tz.from_local_datetime(&t).earliest())
-            .map_or(0, |t| t.timestamp_millis())
-    };
+    let start = |d: NaiveDate| super::start_of_day(d, tz).timestamp_millis();
     (start(day), start(day.succ_opt().unwrap_or(day)))
 }
 
@@ -207,5 +203,21 @@ mod tests {
         assert!(text.contains("source.url: unreachable"));
         let (from, until) = day_bounds(day, tz);
         assert_eq!(until - from, 86_400_000);
+    }
+
+    #[test]
+    fn a_day_whose_midnight_is_skipped_starts_after_the_skip() {
+        // Santiago moves its clocks from 00:00 to 01:00 on 2026-09-06.
+        let tz: Tz = "America/Santiago".parse().unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap();
+        let (from, until) = day_bounds(day, tz);
+        assert_eq!(until - from, 23 * 3_600_000);
+        let start = chrono::DateTime::from_timestamp_millis(from).unwrap();
+        assert_eq!(
+            start.with_timezone(&tz).to_rfc3339(),
+            "2026-09-06T01:00:00-03:00"
+        );
+        let (_, before_until) = day_bounds(day.pred_opt().unwrap(), tz);
+        assert_eq!(before_until, from);
     }
 }

@@ -81,12 +81,18 @@ impl Clock for ManualClock {
     }
 }
 
-/// Runs the daily schedule until the task is dropped. On start it catches up with today's
-/// run when its hour has passed and no node has run it: the gateway was down at that hour.
+/// A claimed run with no load recorded for it after this long was lost to a crash between the
+/// claim and the load's start; the node's catch-up at start-up runs it again.
+const LOST_CLAIM: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Runs the daily schedule until the task is dropped. On start it catches up with today's run
+/// when its hour has passed and no node has run it: the gateway was down at that hour. The
+/// hour is read again on every look, so a changed hour counts from the next look.
 pub async fn run(loader: Arc<Loader>, store: Store, node: String, clock: Arc<dyn Clock>) {
     let tz = loader.tz();
-    let mut next: Option<DateTime<Utc>> = None;
-    let mut first = true;
+    // The day whose run comes next, while the schedule is on.
+    let mut next_day: Option<NaiveDate> = None;
+    let mut starting = true;
     loop {
         let now = clock.now();
         let settings = match loader.schedule().await {
@@ -97,51 +103,36 @@ pub async fn run(loader: Arc<Loader>, store: Store, node: String, clock: Arc<dyn
                 continue;
             }
         };
-        let Ok(at) = settings.time() else {
+        let (true, Ok(at)) = (settings.enabled, settings.time()) else {
+            next_day = None;
+            starting = false;
             clock.sleep(LOOK_EVERY).await;
             continue;
         };
-        if !settings.enabled {
-            next = None;
-            first = false;
-            clock.sleep(LOOK_EVERY).await;
-            continue;
-        }
         let today = now.with_timezone(&tz).date_naive();
-        let todays = local_time(tz, today, at);
-        if first {
-            first = false;
-            if todays <= now {
-                // The run of today is due unless a node has made it.
-                run_day(&loader, &store, &node, today).await;
-            }
-        }
-        let due = match next {
-            Some(due) if due_time_matches(due, tz, at) => due,
-            _ => {
-                let tomorrow = today.succ_opt().unwrap_or(today);
-                let due = if todays > now {
-                    todays
-                } else {
-                    local_time(tz, tomorrow, at)
-                };
-                next = Some(due);
-                due
-            }
+        let day = match next_day {
+            // After a long stall the days missed are not loaded; today is.
+            Some(day) if day >= today => day,
+            Some(_) => today,
+            // Turned on after today's hour: the first run is tomorrow's, unless the gateway is
+            // just starting, when today's is caught up.
+            None if starting || local_time(tz, today, at) > now => today,
+            None => today.succ_opt().unwrap_or(today),
         };
-        if due <= now {
-            run_day(&loader, &store, &node, due.with_timezone(&tz).date_naive()).await;
-            next = None;
+        next_day = Some(day);
+        let due = local_time(tz, day, at);
+        if due > now {
+            starting = false;
+            let wait = (due - now).to_std().unwrap_or_default().min(LOOK_EVERY);
+            clock.sleep(wait).await;
             continue;
         }
-        let wait = (due - now).to_std().unwrap_or_default().min(LOOK_EVERY);
-        clock.sleep(wait).await;
+        match run_day(&loader, &store, &node, day, starting).await {
+            Outcome::Settled => next_day = day.succ_opt(),
+            Outcome::Retry => clock.sleep(LOOK_EVERY).await,
+        }
+        starting = false;
     }
-}
-
-/// Whether `due` is still the hour the settings ask for (an admin may have changed it).
-fn due_time_matches(due: DateTime<Utc>, tz: chrono_tz::Tz, at: chrono::NaiveTime) -> bool {
-    due.with_timezone(&tz).time() == at
 }
 
 /// The moment `at` on `day` in `tz`. A time skipped by a clock change is taken an hour later.
@@ -156,17 +147,47 @@ fn local_time(tz: chrono_tz::Tz, day: NaiveDate, at: chrono::NaiveTime) -> DateT
         .map_or_else(|| Utc.from_utc_datetime(&naive), |t| t.with_timezone(&Utc))
 }
 
-/// Runs the load of `day` if this node is the one to claim it.
-async fn run_day(loader: &Loader, store: &Store, node: &str, day: NaiveDate) {
-    match store.claim_run(JOB, &day.to_string(), node).await {
+/// What became of a day's run.
+enum Outcome {
+    /// Run here, or by another node: the schedule moves to the next day.
+    Settled,
+    /// The database could not say who runs it: look again soon.
+    Retry,
+}
+
+/// Runs the load of `day` if this node is the one to claim it. At start-up (`catching_up`) a
+/// day claimed long ago with no load recorded is run again: the node that claimed it stopped
+/// before the load began.
+async fn run_day(
+    loader: &Loader,
+    store: &Store,
+    node: &str,
+    day: NaiveDate,
+    catching_up: bool,
+) -> Outcome {
+    let key = day.to_string();
+    match store.claim_run(JOB, &key, node).await {
         Ok(true) => {}
+        Ok(false) if catching_up => match store
+            .lost_claim(JOB, &key, LOST_CLAIM.num_milliseconds())
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(%day, "automatic load claimed but never started; running it")
+            }
+            Ok(false) => return Outcome::Settled,
+            Err(err) => {
+                tracing::warn!(%day, error = %err, "automatic load's claim not read; will retry");
+                return Outcome::Retry;
+            }
+        },
         Ok(false) => {
             tracing::debug!(%day, "automatic load already run by a node");
-            return;
+            return Outcome::Settled;
         }
         Err(err) => {
-            tracing::error!(%day, error = %err, "automatic load not claimed; it will not run");
-            return;
+            tracing::warn!(%day, error = %err, "automatic load not claimed; will retry");
+            return Outcome::Retry;
         }
     }
     let dates = Dates {
@@ -182,15 +203,16 @@ async fn run_day(loader: &Loader, store: &Store, node: &str, day: NaiveDate) {
         Err(LoadError::Invalid { field, reason }) => {
             // It failed before it could start (no source, its template gone): it is still
             // recorded, so that nobody takes silence for success.
-            record_failed(store, day, &format!("{field}: {reason}")).await;
+            record_failed(store, loader.node(), day, &format!("{field}: {reason}")).await;
         }
         Err(LoadError::Store(err)) => {
-            tracing::error!(%day, error = %err, "automatic load not recorded");
+            tracing::error!(%day, error = %err, "automatic load failed in the gateway's database");
         }
     }
+    Outcome::Settled
 }
 
-async fn record_failed(store: &Store, day: NaiveDate, reason: &str) {
+async fn record_failed(store: &Store, node: &str, day: NaiveDate, reason: &str) {
     let load = NewLoad {
         id: crate::store::new_id(),
         kind: LoadKind::Automatic.as_str(),
@@ -199,6 +221,7 @@ async fn record_failed(store: &Store, day: NaiveDate, reason: &str) {
         reference_date: Some(day.to_string()),
         send_date: day.to_string(),
         created_by: CREATED_BY.into(),
+        node: node.to_owned(),
     };
     tracing::warn!(%day, %reason, "automatic load failed");
     let recorded = match store.start_load(&load).await {

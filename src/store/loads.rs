@@ -71,6 +71,8 @@ pub struct NewLoad {
     pub send_date: String,
     /// Who started it.
     pub created_by: String,
+    /// The node that runs it (see [`Store::fail_interrupted_loads`]).
+    pub node: String,
 }
 
 /// A row that made no message, or was left out.
@@ -186,8 +188,9 @@ impl Store {
         let _gate = self.write_gate().await;
         sqlx::query(
             "INSERT INTO loads (id, kind, status, template_id, file_name, reference_date, \
-             send_date, created_by, created_at, rows_processed, messages_loaded, rows_skipped, \
-             rows_failed) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, 0, 0, 0, 0)",
+             send_date, created_by, node, created_at, rows_processed, messages_loaded, \
+             rows_skipped, rows_failed) \
+             VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, 0, 0, 0, 0)",
         )
         .bind(&load.id)
         .bind(load.kind)
@@ -196,6 +199,7 @@ impl Store {
         .bind(&load.reference_date)
         .bind(&load.send_date)
         .bind(&load.created_by)
+        .bind(&load.node)
         .bind(now)
         .execute(self.pool())
         .await?;
@@ -241,10 +245,13 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut messages = messages;
         if let Some(day) = reference_date {
-            let keyed: Vec<(&str, u64)> = messages
+            // In key order, so that two loads of one date racing on PostgreSQL take the keys'
+            // row locks in the same order and cannot deadlock.
+            let mut keyed: Vec<(&str, u64)> = messages
                 .iter()
                 .filter_map(|m| m.key.as_deref().map(|k| (k, m.row)))
                 .collect();
+            keyed.sort_unstable();
             let mut taken_now: std::collections::HashSet<String> = Default::default();
             for chunk in keyed.chunks(CHUNK) {
                 let sql = format!(
@@ -288,7 +295,14 @@ impl Store {
             .map(|m| new_record(&m.message, now))
             .collect();
         for chunk in records.chunks(CHUNK) {
-            insert_chunk(&mut tx, backend, chunk).await?;
+            let stored = insert_chunk(&mut tx, backend, chunk).await?;
+            if stored.len() != chunk.len() {
+                // A reference of this load is taken: nothing of the load is stored.
+                return Err(StoreError::GroupFailed(format!(
+                    "{} of the load's message references were already taken",
+                    chunk.len() - stored.len()
+                )));
+            }
         }
         let inserted = started.elapsed();
 
@@ -317,9 +331,10 @@ impl Store {
             skipped,
             failed: issues.len() as i64 - skipped,
         };
-        sqlx::query(
+        let marked = sqlx::query(
             "UPDATE loads SET status = 'committed', finished_at = $1, rows_processed = $2, \
-             messages_loaded = $3, rows_skipped = $4, rows_failed = $5 WHERE id = $6",
+             messages_loaded = $3, rows_skipped = $4, rows_failed = $5 \
+             WHERE id = $6 AND status = 'running'",
         )
         .bind(now)
         .bind(i64::try_from(rows_processed).unwrap_or(i64::MAX))
@@ -329,6 +344,13 @@ impl Store {
         .bind(load_id)
         .execute(&mut *tx)
         .await?;
+        if marked.rows_affected() != 1 {
+            // Marked failed meanwhile (another node thought it interrupted) or gone: its
+            // messages must not appear now, whoever may have deleted it since.
+            return Err(StoreError::GroupFailed(
+                "the load was marked failed while it ran; nothing of it was stored".into(),
+            ));
+        }
         tx.commit().await?;
         tracing::debug!(
             load.id = %load_id,
@@ -359,20 +381,29 @@ impl Store {
         Ok(())
     }
 
-    /// Marks failed every load left running by a process that stopped; a load is committed in
-    /// one transaction, so none of them stored anything. Returns how many there were.
+    /// Marks failed the loads a stopped process left running: this node's, and any node's that
+    /// started more than `stale_ms` ago (a node that never came back). A load is committed in
+    /// one transaction, so none of them stored anything; a load another node is still running
+    /// is left alone. Returns how many there were.
     ///
     /// # Errors
     ///
     /// Fails when the database does.
-    pub async fn fail_interrupted_loads(&self) -> Result<u64, StoreError> {
+    pub async fn fail_interrupted_loads(
+        &self,
+        node: &str,
+        stale_ms: i64,
+    ) -> Result<u64, StoreError> {
         let _gate = self.write_gate().await;
+        let now = now_ms();
         let done = sqlx::query(
             "UPDATE loads SET status = 'failed', finished_at = $1, \
              error = 'interrupted: the gateway stopped while the load ran; nothing was stored' \
-             WHERE status = 'running'",
+             WHERE status = 'running' AND (node = $2 OR created_at < $3)",
         )
-        .bind(now_ms())
+        .bind(now)
+        .bind(node)
+        .bind(now - stale_ms)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
@@ -520,7 +551,14 @@ impl Store {
         .bind(load_id)
         .fetch_one(&mut *tx)
         .await?;
-        let rows: Vec<i64> = cancelled
+        // Every cancelled message frees its row's key, also one cancelled by itself before.
+        let all_cancelled: Vec<String> = sqlx::query_scalar(
+            "SELECT client_ref FROM messages WHERE load_id = $1 AND status = 'cancelled'",
+        )
+        .bind(load_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let rows: Vec<i64> = all_cancelled
             .iter()
             .filter_map(|r| r.rsplit_once('-').and_then(|(_, n)| n.parse().ok()))
             .collect();
@@ -570,7 +608,45 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether the run of `job` for `day` was claimed more than `older_than_ms` ago and no
+    /// automatic load for that day was recorded since: its node stopped before starting it.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn lost_claim(
+        &self,
+        job: &str,
+        day: &str,
+        older_than_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let claimed: Option<i64> =
+            sqlx::query_scalar("SELECT started_at FROM schedule_runs WHERE job = $1 AND day = $2")
+                .bind(job)
+                .bind(day)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(claimed) = claimed else {
+            return Ok(false);
+        };
+        if claimed > now_ms() - older_than_ms {
+            return Ok(false);
+        }
+        let loads: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM loads WHERE kind = 'automatic' AND reference_date = $1",
+        )
+        .bind(day)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(loads == 0)
+    }
+}
+
+/// How the references of loads' messages begin; the messages API refuses them.
+pub const LOAD_REF_PREFIX: &str = "load-";
+
 /// The reference a load's message is stored under: the load and the row it came from.
 pub fn load_message_ref(load_id: &str, row: u64) -> String {
-    format!("load-{load_id}-{row}")
+    format!("{LOAD_REF_PREFIX}{load_id}-{row}")
 }

@@ -30,7 +30,8 @@ pub use counters::SegmentCounter;
 pub use dispatch::{Progress, REVIEW_NOTE, Recovered, Report, ReportEffect};
 pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
 pub use loads::{
-    Committed, Deleted, LoadMessage, LoadRecord, LoadRowRecord, NewLoad, load_message_ref,
+    Committed, Deleted, LOAD_REF_PREFIX, LoadMessage, LoadRecord, LoadRowRecord, NewLoad,
+    load_message_ref,
 };
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
 pub use templates::{TemplateChanges, TemplateRecord};

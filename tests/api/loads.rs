@@ -257,14 +257,27 @@ async fn bad_uploads_name_the_field_and_store_nothing() {
     assert!(problem["detail"].as_str().unwrap().contains("cliente"));
 
     let history = app.get_json("/v1/loads", &app.admin_token).await;
-    // Loads that started (the column checks run inside one) are recorded as failed.
-    let not_failed: Vec<&Value> = history["loads"]
+    // The two uploads that started a load (the column checks run inside one) are recorded as
+    // failed, with the reason; the others never started one.
+    let statuses: Vec<&str> = history["loads"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|l| l["status"] != "failed")
+        .map(|l| l["status"].as_str().unwrap())
         .collect();
-    assert!(not_failed.is_empty(), "{history}");
+    assert_eq!(statuses, ["failed", "failed"], "{history}");
+    assert!(
+        history["loads"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("template_id")
+    );
+    assert!(
+        history["loads"][1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("phone_column")
+    );
     let all = app.get_json("/v1/messages", &app.admin_token).await;
     assert_eq!(all["items"], json!([]));
 }
@@ -521,6 +534,38 @@ async fn an_sqlite_erp_is_loaded_once_per_reference_date() {
     let (_, view) = set_source(&app, &url, "cuotas").await;
     assert_eq!(view["password_set"], false);
     erp_round(&app).await;
+
+    // One message cancelled by itself, then its load deleted: both rows may load again.
+    let history = app.get_json("/v1/loads", &app.admin_token).await;
+    let last = history["loads"][0]["id"].as_str().unwrap().to_owned();
+    let messages = messages_of(&app, &last).await;
+    let one = messages[0]["id"].as_i64().unwrap();
+    let res = app
+        .delete(&format!("/v1/messages/{one}"), &app.admin_token)
+        .await;
+    assert!(res.status().is_success());
+    let res = app
+        .delete(&format!("/v1/loads/{last}"), &app.admin_token)
+        .await;
+    let deleted: Value = res.json().await.unwrap();
+    assert_eq!(deleted["cancelled"], 1);
+    let body = json!({"reference_date": "2026-12-10"});
+    let res = app.post("/v1/loads/erp", &app.admin_token, body).await;
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(again["messages_loaded"], 2, "{again}");
+}
+
+#[tokio::test]
+async fn the_references_of_loads_are_not_for_clients() {
+    let app = spawn_app().await;
+    let res = app
+        .post(
+            "/v1/messages",
+            &app.admin_token,
+            json!({"to": "70123456", "text": "hola", "ref": "load-x-1"}),
+        )
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("ref")).await;
 }
 
 /// The ERP's table of installments and its rows, with the database's own text and exact
@@ -597,12 +642,7 @@ async fn the_source_keeps_its_password_to_itself_and_checks_its_columns() {
             source("mysql://root:equivocada@127.0.0.1:3306/test", "celular"),
         )
         .await;
-    let problem = assert_problem(
-        res,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("source.password"),
-    )
-    .await;
+    let problem = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("password")).await;
     assert!(!problem["detail"].as_str().unwrap().contains("equivocada"));
 
     let res = app

@@ -34,6 +34,7 @@ pub struct Application {
     store: Store,
     fleet: Arc<Fleet>,
     schedule: tokio::task::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -154,6 +155,8 @@ impl Application {
             Arc::new(loads::schedule::SystemClock),
         ));
 
+        let webhooks = crate::webhooks::spawn(store.clone(), config.webhook_retry_ms);
+
         let state = web::Data::new(AppState {
             writer: MessageWriter::spawn(store.clone()),
             store: store.clone(),
@@ -224,6 +227,7 @@ impl Application {
             store,
             fleet,
             schedule,
+            webhooks,
         })
     }
 
@@ -246,6 +250,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = self.server.await;
         self.schedule.abort();
+        self.webhooks.abort();
         self.store.close().await;
         self.events.record("service.stopped", None, json!({}));
         tracing::info!("pregonero stopped");

@@ -118,6 +118,9 @@ pub struct Config {
     pub auto_start: bool,
     /// Milliseconds the built-in simulated modem takes for each segment.
     pub sim_segment_ms: u64,
+    /// Milliseconds before a failed webhook delivery's first retry; each retry waits twice as
+    /// long as the one before, up to an hour.
+    pub webhook_retry_ms: u64,
 }
 
 /// One modem in the `modems` list.
@@ -178,6 +181,7 @@ impl Default for Config {
             sending_window: "08:00-20:00".into(),
             auto_start: true,
             sim_segment_ms: 3_000,
+            webhook_retry_ms: 5_000,
         }
     }
 }
@@ -282,6 +286,12 @@ impl Config {
         if let Some(v) = lookup("PREGONERO_SIM_SEGMENT_MS") {
             self.sim_segment_ms = v.parse().map_err(|_| ConfigError::Env {
                 name: "PREGONERO_SIM_SEGMENT_MS",
+                reason: format!("`{v}` is not a whole number of milliseconds"),
+            })?;
+        }
+        if let Some(v) = lookup("PREGONERO_WEBHOOK_RETRY_MS") {
+            self.webhook_retry_ms = v.parse().map_err(|_| ConfigError::Env {
+                name: "PREGONERO_WEBHOOK_RETRY_MS",
                 reason: format!("`{v}` is not a whole number of milliseconds"),
             })?;
         }

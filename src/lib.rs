@@ -14,3 +14,4 @@ pub mod loads;
 pub mod metrics;
 pub mod modem;
 pub mod store;
+pub mod webhooks;

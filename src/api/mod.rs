@@ -17,6 +17,7 @@ mod sending;
 mod templates;
 pub mod time;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -80,6 +81,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(modems::configure)
         .configure(templates::configure)
         .configure(loads::configure)
+        .configure(webhooks::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));

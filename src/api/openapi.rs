@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     api_keys, auth, credit, error, health, inbox, loads, logs, messages, modems, sending,
-    templates, users,
+    templates, users, webhooks,
 };
 use crate::domain;
 
@@ -37,6 +37,8 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         loads::excel, loads::erp_load, loads::list, loads::get, loads::delete, loads::report,
         loads::summary, loads::get_source, loads::put_source, loads::test_source,
         loads::get_settings, loads::put_settings,
+        webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::deliveries, webhooks::replay, webhooks::ping,
         health::health, health::metrics,
     ),
     components(
@@ -62,6 +64,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         (name = "credit", description = "Segments sent on prepaid lines"),
         (name = "templates", description = "Message texts with <token> fields"),
         (name = "loads", description = "Messages from spreadsheets and the ERP's database"),
+        (name = "webhooks", description = "Signed POSTs of events to other systems"),
         (name = "service", description = "Health and metrics"),
     )
 )]

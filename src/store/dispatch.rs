@@ -198,16 +198,42 @@ async fn mark_sent_on(
     at: i64,
     modem_id: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let row = sqlx::query(&format!(
         "UPDATE messages SET status = 'sent', sent_at = $1, updated_at = $1, \
          attempts = attempts + 1, error = NULL \
-         WHERE id = $2 AND status = 'sending' AND modem_id = $3",
-    )
+         WHERE id = $2 AND status = 'sending' AND modem_id = $3 {EVENT_RETURNING}"
+    ))
     .bind(at)
     .bind(id)
     .bind(modem_id)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    message_event(conn, "message.sent", row, at).await
+}
+
+/// What a message's event tells of it.
+const EVENT_RETURNING: &str = "RETURNING id, client_ref, to_number, modem_id, error";
+
+/// Stores the event of a message's change, when the update changed it (`row` is what it
+/// returned).
+async fn message_event(
+    conn: &mut AnyConnection,
+    kind: &str,
+    row: Option<sqlx::any::AnyRow>,
+    at: i64,
+) -> Result<(), StoreError> {
+    use sqlx::Row;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let payload = serde_json::json!({
+        "message_id": row.try_get::<i64, _>("id")?,
+        "ref": row.try_get::<String, _>("client_ref")?,
+        "to": row.try_get::<String, _>("to_number")?,
+        "modem_id": row.try_get::<Option<String>, _>("modem_id")?,
+        "error": row.try_get::<Option<String>, _>("error")?,
+    });
+    super::event_on(conn, kind, &payload, at).await?;
     Ok(())
 }
 
@@ -217,17 +243,18 @@ async fn mark_failed_on(
     (reason, at): (&str, i64),
     modem_id: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let row = sqlx::query(&format!(
         "UPDATE messages SET status = 'failed', updated_at = $1, attempts = attempts + 1, \
-         error = $2 WHERE id = $3 AND status IN ('queued', 'sending') AND modem_id = $4",
-    )
+         error = $2 WHERE id = $3 AND status IN ('queued', 'sending') AND modem_id = $4 \
+         {EVENT_RETURNING}"
+    ))
     .bind(at)
     .bind(reason)
     .bind(id)
     .bind(modem_id)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(())
+    message_event(conn, "message.failed", row, at).await
 }
 
 async fn retry_later_on(
@@ -593,33 +620,37 @@ async fn apply_report_on(
     .await?;
 
     if !delivered {
-        sqlx::query(
+        let row = sqlx::query(&format!(
             "UPDATE messages SET status = 'failed', updated_at = $1, error = $2 \
-             WHERE id = $3 AND status IN ('sending', 'sent')",
-        )
+             WHERE id = $3 AND status IN ('sending', 'sent') {EVENT_RETURNING}"
+        ))
         .bind(now)
         .bind(format!(
             "status report: not delivered (TP-ST 0x{:02X})",
             report.status
         ))
         .bind(message_id)
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
+        message_event(conn, "message.failed", row, now).await?;
         return Ok(ReportEffect::Failed { message_id });
     }
 
     // Delivered once every segment of the message is: the total is on each part row.
-    let done = sqlx::query(
+    let row = sqlx::query(&format!(
         "UPDATE messages SET status = 'delivered', delivered_at = $1, updated_at = $1 \
          WHERE id = $2 AND status IN ('sending', 'sent') AND \
          (SELECT MAX(total) FROM message_parts WHERE message_id = $2) = \
-         (SELECT COUNT(*) FROM message_parts WHERE message_id = $2 AND state = 'delivered')",
-    )
+         (SELECT COUNT(*) FROM message_parts WHERE message_id = $2 AND state = 'delivered') \
+         {EVENT_RETURNING}"
+    ))
     .bind(now)
     .bind(message_id)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(if done.rows_affected() == 1 {
+    let delivered = row.is_some();
+    message_event(conn, "message.delivered", row, now).await?;
+    Ok(if delivered {
         ReportEffect::Delivered { message_id }
     } else {
         ReportEffect::Part { message_id }

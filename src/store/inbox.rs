@@ -324,8 +324,11 @@ impl Store {
     }
 
     async fn insert_item(&self, item: &NewItem<'_>) -> Result<Option<i64>, StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        insert_item(&mut conn, item).await
+        // The item and its event are stored together.
+        let mut tx = self.begin_write().await?;
+        let id = insert_item(&mut tx, item).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// One inbox item.
@@ -424,7 +427,7 @@ async fn insert_item(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
            (SELECT id FROM messages WHERE to_number = $3 AND sent_at IS NOT NULL \
             ORDER BY sent_at DESC, id DESC LIMIT 1)) \
-         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, received_at, last_message_id",
     )
     .bind(item.kind)
     .bind(item.modem_id)
@@ -437,5 +440,24 @@ async fn insert_item(
     .bind(&item.dedupe_key)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|r| r.try_get("id")).transpose()?)
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let id: i64 = row.try_get("id")?;
+    let at: i64 = row.try_get("received_at")?;
+    let kind = if item.kind == "call" {
+        "call.received"
+    } else {
+        "sms.received"
+    };
+    let payload = serde_json::json!({
+        "inbox_id": id,
+        "modem_id": item.modem_id,
+        "from": item.number,
+        "text": item.body,
+        "complete": item.complete,
+        "last_message_id": row.try_get::<Option<i64>, _>("last_message_id")?,
+    });
+    super::event_on(conn, kind, &payload, at).await?;
+    Ok(Some(id))
 }

@@ -344,7 +344,16 @@ impl Store {
         .bind(load_id)
         .execute(&mut *tx)
         .await?;
-        if marked.rows_affected() != 1 {
+        if marked.rows_affected() == 1 {
+            let payload = serde_json::json!({
+                "load_id": load_id,
+                "status": "committed",
+                "messages_loaded": committed.loaded,
+                "rows_skipped": committed.skipped,
+                "rows_failed": committed.failed,
+            });
+            super::event_on(&mut tx, "load.finished", &payload, now).await?;
+        } else {
             // Marked failed meanwhile (another node thought it interrupted) or gone: its
             // messages must not appear now, whoever may have deleted it since.
             return Err(StoreError::GroupFailed(
@@ -368,16 +377,23 @@ impl Store {
     ///
     /// Fails when the database does.
     pub async fn fail_load(&self, load_id: &str, reason: &str) -> Result<(), StoreError> {
-        let _gate = self.write_gate().await;
-        sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let done = sqlx::query(
             "UPDATE loads SET status = 'failed', finished_at = $1, error = $2, \
              messages_loaded = 0 WHERE id = $3 AND status = 'running'",
         )
-        .bind(now_ms())
+        .bind(now)
         .bind(reason)
         .bind(load_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 1 {
+            let payload =
+                serde_json::json!({"load_id": load_id, "status": "failed", "error": reason});
+            super::event_on(&mut tx, "load.finished", &payload, now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0006_loads.sql"),
         postgres: include_str!("../../migrations/0006_loads.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_events.sql",
+        sqlite: include_str!("../../migrations/sqlite/0007_events.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_events.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

@@ -8,6 +8,7 @@
 mod api_keys;
 mod counters;
 mod dispatch;
+mod events;
 mod inbox;
 mod loads;
 mod messages;
@@ -28,6 +29,10 @@ use sqlx::{AnyPool, Executor};
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use counters::SegmentCounter;
 pub use dispatch::{Progress, REVIEW_NOTE, Recovered, Report, ReportEffect};
+pub(crate) use events::event_on;
+pub use events::{
+    AttemptRecord, Attempted, DeliveryRecord, DueDelivery, EventRecord, Next, PING, WebhookRecord,
+};
 pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
 pub use loads::{
     Committed, Deleted, LOAD_REF_PREFIX, LoadMessage, LoadRecord, LoadRowRecord, NewLoad,

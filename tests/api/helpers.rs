@@ -44,6 +44,8 @@ pub async fn spawn_app() -> TestApp {
         auto_start: false,
         sim_segment_ms: 10,
         sending_window: "00:00-24:00".into(),
+        // Webhook retries within a test's patience.
+        webhook_retry_ms: 100,
         ..Config::default()
     };
     let app = Application::build(config).await.expect("service starts");

@@ -17,3 +17,4 @@ mod openapi;
 mod sending;
 mod templates;
 mod users;
+mod webhooks;

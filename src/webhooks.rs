@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{mpsc, watch};
 
 use crate::store::{AttemptRecord, Attempted, DueDelivery, Next, Store, WebhookRecord, now_ms};
 
@@ -23,13 +23,20 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub const GIVE_UP_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// POSTs in flight to one webhook at most.
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 32;
 
 /// How long a claimed delivery is kept from other claims: the timeout and then some.
 const LEASE_MS: i64 = 60_000;
 
 /// How often the tasks look for work when nothing woke them.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
+
+/// How often new events are looked for when the last look found none: events of this node and
+/// of others sharing the database reach the receivers this much later at most.
+const FAN_OUT_EVERY: Duration = Duration::from_millis(50);
+
+/// How often deliveries older than [`GIVE_UP_AFTER_MS`] are looked for.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
 /// Attempts recorded in one transaction at most.
 const RECORD_BATCH: usize = 500;
@@ -94,18 +101,19 @@ pub fn spawn(store: Store, retry_ms: u64) -> tokio::task::JoinHandle<()> {
             }
         };
         let (record, outcomes) = mpsc::channel(4 * RECORD_BATCH);
-        let wake = Arc::new(Notify::new());
-        tokio::spawn(fan_out(store.clone(), wake.clone()));
+        let (wake, woken) = watch::channel(0_u64);
+        tokio::spawn(fan_out(store.clone(), wake));
         tokio::spawn(recorder(store.clone(), outcomes));
-        supervise(store, client, record, wake, retry_ms).await;
+        supervise(store, client, record, woken, retry_ms).await;
     })
 }
 
-async fn fan_out(store: Store, wake: Arc<Notify>) {
+/// Turns new events into deliveries, and tells the webhooks' tasks each time it made some.
+async fn fan_out(store: Store, wake: watch::Sender<u64>) {
     loop {
         match store.fan_out(1_000).await {
-            Ok(0) => tokio::time::sleep(LOOK_EVERY).await,
-            Ok(_) => wake.notify_waiters(),
+            Ok(0) => tokio::time::sleep(FAN_OUT_EVERY).await,
+            Ok(_) => wake.send_modify(|n| *n = n.wrapping_add(1)),
             Err(err) => {
                 tracing::warn!(error = %err, "events not fanned out; will retry");
                 tokio::time::sleep(LOOK_EVERY).await;
@@ -130,11 +138,22 @@ async fn supervise(
     store: Store,
     client: reqwest::Client,
     record: mpsc::Sender<Attempted>,
-    wake: Arc<Notify>,
+    wake: watch::Receiver<u64>,
     retry_ms: i64,
 ) {
     let mut tasks: HashMap<String, (WebhookRecord, tokio::task::JoinHandle<()>)> = HashMap::new();
+    let mut last_expiry: Option<Instant> = None;
     loop {
+        // Deliveries a receiver has not taken for a day are given up, attempted lately or not
+        // (the breaker holds back those of a receiver that is down).
+        if last_expiry.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY) {
+            last_expiry = Some(Instant::now());
+            match store.expire_deliveries(now_ms() - GIVE_UP_AFTER_MS).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(deliveries = n, "webhook deliveries dead after a day"),
+                Err(err) => tracing::warn!(error = %err, "old deliveries not expired"),
+            }
+        }
         match store.webhooks().await {
             Ok(hooks) => {
                 let wanted: HashMap<String, WebhookRecord> = hooks
@@ -170,43 +189,72 @@ async fn supervise(
     }
 }
 
-/// One webhook's deliveries: claim what is due, post it, a few at a time.
+/// One webhook's deliveries: claim what is due, post it, a few at a time, and back off from a
+/// receiver that is down as a whole (see [`Breaker`]).
 async fn serve(
     store: Store,
     client: reqwest::Client,
     hook: WebhookRecord,
     record: mpsc::Sender<Attempted>,
-    wake: Arc<Notify>,
+    wake: watch::Receiver<u64>,
     retry_ms: i64,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let breaker = Arc::new(std::sync::Mutex::new(Breaker::new(retry_ms)));
+    let mut wake = wake;
     loop {
-        let free = slots.available_permits();
-        let due = if free == 0 {
-            Vec::new()
+        // 1. While the receiver is taken for down, wait for the next probe.
+        let (open_for, probing) = lock(&breaker).state(Instant::now());
+        if let Some(wait) = open_for {
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+
+        // 2. Wait for room, then take as much work as there is room for (one while probing).
+        let Ok(first) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        // Whatever the fan-out makes from here on wakes the wait below.
+        wake.borrow_and_update();
+        let room = if probing {
+            1
         } else {
-            match store
-                .claim_deliveries(&hook.id, free as u32, LEASE_MS)
-                .await
-            {
-                Ok(due) => due,
-                Err(err) => {
-                    tracing::warn!(webhook.id = %hook.id, error = %err, "deliveries not claimed");
-                    Vec::new()
-                }
+            1 + slots.available_permits()
+        };
+        let due = match store
+            .claim_deliveries(&hook.id, room as u32, LEASE_MS)
+            .await
+        {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::warn!(webhook.id = %hook.id, error = %err, "deliveries not claimed");
+                Vec::new()
             }
         };
         if due.is_empty() {
-            let _ = tokio::time::timeout(LOOK_EVERY, wake.notified()).await;
+            drop(first);
+            let _ = tokio::time::timeout(LOOK_EVERY, wake.changed()).await;
             continue;
         }
+
+        // 3. Post each on a task of its own; the outcome goes to the recorder and the breaker.
+        if probing {
+            lock(&breaker).probe_sent();
+        }
+        let mut first = Some(first);
         for delivery in due {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
             };
             let (client, hook, record) = (client.clone(), hook.clone(), record.clone());
+            let breaker = breaker.clone();
             tokio::spawn(async move {
-                let outcome = attempt(&client, &hook, &delivery, retry_ms).await;
+                let (outcome, down) = attempt(&client, &hook, &delivery, retry_ms).await;
+                lock(&breaker).outcome(&outcome.next, down, Instant::now());
                 drop(permit);
                 let _ = record.send(outcome).await;
             });
@@ -214,12 +262,91 @@ async fn serve(
     }
 }
 
+/// Failures in a row that take a receiver for down; a connection refused or a timeout does at
+/// once.
+const TRIP_AFTER: u32 = 3;
+
+/// The longest pause between two probes of a receiver that is down.
+const MAX_PROBE_WAIT: Duration = Duration::from_secs(300);
+
+/// A webhook's circuit breaker. A receiver that refuses connections, does not answer, or fails
+/// [`TRIP_AFTER`] times in a row is taken for down: its deliveries wait where they are, and one
+/// of them goes now and then (after the first retry interval, doubling up to five minutes) as a
+/// probe. The first success resumes full speed. Without it, every due delivery of a dead
+/// receiver would cost an attempt and a database write on every round of retries, and compete
+/// with the healthy receivers and with sending for the database.
+#[derive(Debug)]
+struct Breaker {
+    first_wait: Duration,
+    failures: u32,
+    /// While down: when the next probe may go, and the wait after that one.
+    down: Option<(Instant, Duration)>,
+    /// Whether a probe is out and not yet answered.
+    probe_out: bool,
+}
+
+impl Breaker {
+    fn new(retry_ms: i64) -> Breaker {
+        Breaker {
+            first_wait: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(0).max(1)),
+            failures: 0,
+            down: None,
+            probe_out: false,
+        }
+    }
+
+    /// How long to wait before claiming anything (`None`: claim now), and whether the claim is
+    /// a probe.
+    fn state(&self, now: Instant) -> (Option<Duration>, bool) {
+        match self.down {
+            None => (None, false),
+            Some(_) if self.probe_out => (Some(LOOK_EVERY), true),
+            Some((at, _)) if at > now => (Some(at - now), true),
+            Some(_) => (None, true),
+        }
+    }
+
+    fn probe_sent(&mut self) {
+        self.probe_out = true;
+    }
+
+    /// Takes in an attempt's outcome; `down` when it could not reach the receiver at all.
+    fn outcome(&mut self, next: &Next, down: bool, now: Instant) {
+        if matches!(next, Next::Delivered) {
+            self.failures = 0;
+            self.down = None;
+            self.probe_out = false;
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        let tripped = down || self.failures >= TRIP_AFTER;
+        match self.down {
+            Some((_, wait)) if self.probe_out => {
+                self.probe_out = false;
+                self.down = Some((now + wait, (wait * 2).min(MAX_PROBE_WAIT)));
+            }
+            // Attempts that were already out when it tripped change nothing.
+            Some(_) => {}
+            None if tripped => {
+                let wait = self.first_wait;
+                self.down = Some((now + wait, (wait * 2).min(MAX_PROBE_WAIT)));
+            }
+            None => {}
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Posts one delivery; the outcome, and whether the receiver could not be reached at all.
 async fn attempt(
     client: &reqwest::Client,
     hook: &WebhookRecord,
     delivery: &DueDelivery,
     retry_ms: i64,
-) -> Attempted {
+) -> (Attempted, bool) {
     let body = body(delivery);
     let at = now_ms();
     let timestamp = at / 1000;
@@ -236,6 +363,9 @@ async fn attempt(
         .body(body)
         .send()
         .await;
+    let unreachable = sent
+        .as_ref()
+        .is_err_and(|err| err.is_timeout() || err.is_connect());
     let (status_code, error, excerpt) = match sent {
         Ok(res) => {
             let status = res.status();
@@ -263,7 +393,7 @@ async fn attempt(
     if matches!(next, Next::Dead) {
         tracing::warn!(webhook.id = %hook.id, delivery.id = delivery.id, "webhook delivery dead");
     }
-    Attempted {
+    let attempted = Attempted {
         delivery_id: delivery.id,
         attempt: AttemptRecord {
             attempt: attempt_no,
@@ -274,7 +404,8 @@ async fn attempt(
             duration_ms: started.elapsed().as_millis() as i64,
         },
         next,
-    }
+    };
+    (attempted, unreachable)
 }
 
 /// A number in [0, 1) from the clock's nanoseconds: enough to spread retries.
@@ -304,6 +435,49 @@ mod tests {
             sig,
             signature("secreto", 1_796_385_601, r#"{"id":"evt_1"}"#)
         );
+    }
+
+    #[test]
+    fn a_receiver_is_taken_for_down_after_failures_in_a_row() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(1_000);
+        let failed = Next::RetryAt(0);
+        b.outcome(&failed, false, t0);
+        b.outcome(&failed, false, t0);
+        assert_eq!(b.state(t0), (None, false), "two failures are not enough");
+        b.outcome(&Next::Delivered, false, t0);
+        b.outcome(&failed, false, t0);
+        b.outcome(&failed, false, t0);
+        assert_eq!(
+            b.state(t0),
+            (None, false),
+            "a success starts the count again"
+        );
+        b.outcome(&failed, false, t0);
+        assert_eq!(b.state(t0), (Some(Duration::from_secs(1)), true));
+        assert_eq!(b.state(t0 + Duration::from_secs(1)), (None, true));
+    }
+
+    #[test]
+    fn probes_back_off_and_a_success_closes_the_breaker() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(1_000);
+        let failed = Next::RetryAt(0);
+        // A refused connection trips it at once; attempts already out change nothing.
+        b.outcome(&failed, true, t0);
+        b.outcome(&failed, true, t0);
+        assert_eq!(b.state(t0), (Some(Duration::from_secs(1)), true));
+
+        let t1 = t0 + Duration::from_secs(1);
+        b.probe_sent();
+        assert_eq!(b.state(t1), (Some(LOOK_EVERY), true), "one probe at a time");
+        b.outcome(&failed, true, t1);
+        assert_eq!(b.state(t1), (Some(Duration::from_secs(2)), true));
+
+        let t2 = t1 + Duration::from_secs(2);
+        b.probe_sent();
+        b.outcome(&Next::Delivered, false, t2);
+        assert_eq!(b.state(t2), (None, false));
     }
 
     #[test]

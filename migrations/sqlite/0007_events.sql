@@ -40,7 +40,10 @@ CREATE TABLE webhook_deliveries (
     last_error TEXT
 );
 
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_at, id);
+-- A webhook's claims read only its own due rows, however many another (dead) receiver has
+-- waiting.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (webhook_id, status, next_at, id);
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (created_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries (webhook_id, id);
 
 CREATE TABLE webhook_attempts (

@@ -610,6 +610,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Gives up every pending delivery made before `before` (ms): it becomes `dead`. Returns
+    /// how many did.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn expire_deliveries(&self, before: i64) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'dead', \
+             last_error = 'the receiver did not take it for a day' \
+             WHERE status = 'pending' AND created_at < $1",
+        )
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Makes a delivery due again now, whatever became of it; its attempts are kept.
     ///
     /// # Errors

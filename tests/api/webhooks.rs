@@ -53,6 +53,11 @@ impl Receiver {
 }
 
 async fn receiver(behaviour: Behaviour) -> Receiver {
+    receiver_on(behaviour, 0).await
+}
+
+/// A receiver on `port` (0: any free one).
+async fn receiver_on(behaviour: Behaviour, port: u16) -> Receiver {
     let got: Arc<Mutex<Vec<Received>>> = Arc::default();
     let seen = got.clone();
     let server = HttpServer::new(move || {
@@ -92,7 +97,7 @@ async fn receiver(behaviour: Behaviour) -> Receiver {
         }))
     })
     .workers(1)
-    .bind("127.0.0.1:0")
+    .bind(("127.0.0.1", port))
     .unwrap();
     let port = server.addrs()[0].port();
     tokio::spawn(server.run());
@@ -287,13 +292,65 @@ async fn a_receiver_that_hangs_does_not_hold_up_another() {
     )
     .await;
     healthy.wait_for(1).await;
-    // The other receiver keeps 16 requests hanging for ten seconds each; this one's ping
+    // The other receiver keeps 32 requests hanging for ten seconds each; this one's ping
     // still goes at once.
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_is_probed_and_gets_everything_once_back() {
+    let app = spawn_app().await;
+    // A port nobody listens on, for now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hook = webhook(&app, &format!("http://127.0.0.1:{port}/hook"), json!(["*"])).await;
+    let id = hook["id"].as_str().unwrap();
+    let ping = format!("/v1/webhooks/{id}/ping");
+    app.post(&ping, &app.admin_token, json!({})).await;
+    let deliveries = format!("/v1/webhooks/{id}/deliveries");
+    poll(&app, &deliveries, |d| d[0]["attempts"] == 1).await;
+    for _ in 0..20 {
+        app.post(&ping, &app.admin_token, json!({})).await;
+    }
+
+    // Retried one by one every 100 ms and more, 21 deliveries would make dozens of attempts;
+    // with the receiver taken for down, one probe goes at a time.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let list = app.get_json(&deliveries, &app.admin_token).await;
+    let attempts: i64 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["attempts"].as_i64().unwrap())
+        .sum();
+    assert!((2..=8).contains(&attempts), "{attempts} attempts: {list}");
+    let error = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|d| d["tries"][0]["error"].as_str());
+    assert_eq!(error, Some("the receiver cannot be reached"));
+
+    let rx = receiver_on(Behaviour::Healthy, port).await;
+    let got = rx.wait_for(21).await;
+    let mut ids: Vec<&str> = got.iter().map(|g| g.event_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 21, "each event once");
+    poll(&app, &deliveries, |d| {
+        d.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "delivered")
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -35,6 +35,7 @@ pub struct Application {
     fleet: Arc<Fleet>,
     schedule: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
+    feed: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -155,7 +156,8 @@ impl Application {
             Arc::new(loads::schedule::SystemClock),
         ));
 
-        let webhooks = crate::webhooks::spawn(store.clone(), config.webhook_retry_ms);
+        let webhooks = crate::notify::webhooks::spawn(store.clone(), config.webhook_retry_ms);
+        let (feed, feed_task) = crate::notify::feed::Feed::spawn(store.clone());
 
         let state = web::Data::new(AppState {
             writer: MessageWriter::spawn(store.clone()),
@@ -169,6 +171,7 @@ impl Application {
             sending,
             fleet: fleet.clone(),
             loads,
+            feed,
         });
 
         let listener = TcpListener::bind(&config.listen)
@@ -228,6 +231,7 @@ impl Application {
             fleet,
             schedule,
             webhooks,
+            feed: feed_task,
         })
     }
 
@@ -251,6 +255,7 @@ impl Application {
         let result = self.server.await;
         self.schedule.abort();
         self.webhooks.abort();
+        self.feed.abort();
         self.store.close().await;
         self.events.record("service.stopped", None, json!({}));
         tracing::info!("pregonero stopped");

@@ -13,5 +13,5 @@ pub mod eventlog;
 pub mod loads;
 pub mod metrics;
 pub mod modem;
+pub mod notify;
 pub mod store;
-pub mod webhooks;

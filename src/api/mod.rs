@@ -5,6 +5,7 @@ mod auth;
 pub mod caller;
 mod credit;
 pub mod error;
+mod events;
 mod health;
 mod inbox;
 pub mod json;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub fleet: Arc<crate::dispatch::fleet::Fleet>,
     /// Loads from sheets and the ERP.
     pub loads: Arc<crate::loads::Loader>,
+    /// The live feed of events.
+    pub feed: crate::notify::feed::Feed,
 }
 
 /// Mounts every route, Swagger UI and the error handlers for malformed input.
@@ -82,6 +85,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(templates::configure)
         .configure(loads::configure)
         .configure(webhooks::configure)
+        .configure(events::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_keys, auth, credit, error, health, inbox, loads, logs, messages, modems, sending,
+    api_keys, auth, credit, error, events, health, inbox, loads, logs, messages, modems, sending,
     templates, users, webhooks,
 };
 use crate::domain;
@@ -39,6 +39,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         loads::get_settings, loads::put_settings,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::deliveries, webhooks::replay, webhooks::ping,
+        events::stream,
         health::health, health::metrics,
     ),
     components(
@@ -65,6 +66,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         (name = "templates", description = "Message texts with <token> fields"),
         (name = "loads", description = "Messages from spreadsheets and the ERP's database"),
         (name = "webhooks", description = "Signed POSTs of events to other systems"),
+        (name = "events", description = "The live stream of events (Server-Sent Events)"),
         (name = "service", description = "Health and metrics"),
     )
 )]

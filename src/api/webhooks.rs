@@ -12,15 +12,7 @@ use super::json::JsonBody;
 use crate::domain::Module;
 use crate::store::{DeliveryRecord, WebhookRecord};
 
-/// The event types a webhook may ask for, besides `*` for all.
-pub const EVENT_TYPES: [&str; 6] = [
-    "message.sent",
-    "message.delivered",
-    "message.failed",
-    "sms.received",
-    "call.received",
-    "load.finished",
-];
+use crate::notify::EVENT_TYPES;
 
 /// Deliveries a listing shows.
 const DELIVERY_PAGE: u32 = 100;

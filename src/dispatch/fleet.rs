@@ -210,8 +210,14 @@ impl Fleet {
                 let _ = tokio::time::timeout(Duration::from_secs(5), ledger.settled()).await;
             }
             running.modem.close();
+            let was_ready = read(&slot.status).ready;
             mark_disconnected(&slot.status);
             tracing::info!(modem.id = %slot.id, "modem disconnected");
+            if was_ready {
+                let payload =
+                    json!({"modem_id": slot.id, "reason": "disconnected through the API"});
+                record_event(&self.store, "modem.lost", payload).await;
+            }
             self.events
                 .record("modem.disconnected", None, json!({"modem": slot.id}));
         }
@@ -437,7 +443,7 @@ impl Supervisor {
         let mut last_sweep = Instant::now();
         while !self.worker.is_stopped() {
             if !self.modem.is_ready() {
-                self.not_ready();
+                self.not_ready().await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
@@ -483,15 +489,26 @@ impl Supervisor {
         status.network_at = Some(now_ms());
     }
 
-    fn not_ready(&self) {
-        let mut status = write(&self.status);
-        if status.ready {
+    async fn not_ready(&self) {
+        let was_ready = {
+            let mut status = write(&self.status);
+            let was_ready = status.ready;
+            status.ready = false;
+            status.last_error = self.modem.last_error();
+            was_ready
+        };
+        if was_ready {
             tracing::warn!(modem.id = %self.id, "modem lost");
             self.events
                 .record("modem.lost", None, json!({"modem": self.id}));
+            let reason = self.modem.last_error();
+            record_event(
+                &self.store,
+                "modem.lost",
+                json!({"modem_id": self.id, "reason": reason}),
+            )
+            .await;
         }
-        status.ready = false;
-        status.last_error = self.modem.last_error();
     }
 
     /// The modem answered its init sequence (first time, or again after it came back).
@@ -507,6 +524,13 @@ impl Supervisor {
             None,
             json!({"modem": self.id, "model": identity.model, "imei": identity.imei}),
         );
+        let payload = json!({
+            "modem_id": self.id,
+            "manufacturer": identity.manufacturer,
+            "model": identity.model,
+            "imei": identity.imei,
+        });
+        record_event(&self.store, "modem.connected", payload).await;
         self.mark_ready(identity);
         if self.control.auto_start() {
             self.control.set_started(true);
@@ -537,6 +561,14 @@ impl Supervisor {
             Ok(_) => {}
             Err(err) => tracing::warn!(error = ?err, "fragments not flushed"),
         }
+    }
+}
+
+/// Records an event for webhooks, mail and streams; a database that fails costs the event, not
+/// the modem's work, and is logged.
+async fn record_event(store: &Store, kind: &str, payload: serde_json::Value) {
+    if let Err(err) = store.record_event(kind, &payload).await {
+        tracing::warn!(event = kind, error = %err, "event not recorded");
     }
 }
 

@@ -215,6 +215,32 @@ impl Store {
         Ok(rows.iter().map(event_from).collect::<Result<_, _>>()?)
     }
 
+    /// The number of the newest event, or 0 when there is none.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// The number of the newest event recorded before `at` (ms), or 0: where to resume after
+    /// an event that is no longer stored.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn event_seq_before(&self, at: i64) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE at < $1")
+            .bind(at)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
     /// The sequence number of the event with this id.
     ///
     /// # Errors

@@ -6,6 +6,7 @@ mod auth;
 #[path = "../common/mod.rs"]
 mod common;
 mod errors;
+mod events;
 mod health;
 mod helpers;
 mod inbox;

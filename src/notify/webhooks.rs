@@ -62,16 +62,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 
 /// The body a delivery posts.
 pub fn body(delivery: &DueDelivery) -> String {
-    let data: serde_json::Value =
-        serde_json::from_str(&delivery.event.payload).unwrap_or(serde_json::Value::Null);
-    serde_json::json!({
-        "id": delivery.event.id,
-        "type": delivery.event.kind,
-        "at": chrono::DateTime::from_timestamp_millis(delivery.event.at)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-        "data": data,
-    })
-    .to_string()
+    super::event_json(&delivery.event)
 }
 
 /// The wait before attempt `attempts + 1`: `first_ms` doubling to at most an hour, with up to a

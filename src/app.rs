@@ -21,6 +21,7 @@ use crate::loads::{self, Loader};
 use crate::metrics::Metrics;
 use crate::modem::simulator::SimConfig;
 use crate::modem::transport::PortSettings;
+use crate::optout::SuppressionList;
 use crate::store::{MessageWriter, NewUser, Store};
 
 /// The settings key under which a generated token secret is kept.
@@ -36,6 +37,7 @@ pub struct Application {
     schedule: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
     feed: tokio::task::JoinHandle<()>,
+    suppressions: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -142,12 +144,19 @@ impl Application {
                 "loads interrupted by the last stop marked failed"
             );
         }
+        let suppressions = Arc::new(
+            SuppressionList::load(&store)
+                .await
+                .context("cannot read the suppression list")?,
+        );
+        let suppressions_task = suppressions.clone().spawn_refresher(store.clone());
         let loads = Arc::new(Loader::new(
             store.clone(),
             node.clone(),
             tz,
             region,
             sending.clone(),
+            suppressions.clone(),
         ));
         let schedule = tokio::spawn(loads::schedule::run(
             loads.clone(),
@@ -172,6 +181,7 @@ impl Application {
             fleet: fleet.clone(),
             loads,
             feed,
+            suppressions,
         });
 
         let listener = TcpListener::bind(&config.listen)
@@ -232,6 +242,7 @@ impl Application {
             schedule,
             webhooks,
             feed: feed_task,
+            suppressions: suppressions_task,
         })
     }
 
@@ -256,6 +267,7 @@ impl Application {
         self.schedule.abort();
         self.webhooks.abort();
         self.feed.abort();
+        self.suppressions.abort();
         self.store.close().await;
         self.events.record("service.stopped", None, json!({}));
         tracing::info!("pregonero stopped");

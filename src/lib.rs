@@ -14,4 +14,5 @@ pub mod loads;
 pub mod metrics;
 pub mod modem;
 pub mod notify;
+pub mod optout;
 pub mod store;

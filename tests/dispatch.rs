@@ -298,3 +298,30 @@ async fn a_segment_only_the_journal_knows_of_is_held_for_review_after_a_crash() 
     // A replayed journal is empty afterwards.
     assert_eq!(journal::replay(&store, &journal).await.unwrap().steps, 0);
 }
+
+#[tokio::test]
+async fn a_message_accepted_after_its_number_opted_out_is_never_claimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = fresh_store(&dir).await;
+    // Another node put the number on the list; this one had not heard of it yet and took a
+    // message to it.
+    store
+        .suppress("+59171234567", None, "other-node")
+        .await
+        .unwrap();
+    let id = match writer.insert(vec![message(1)]).await.unwrap().remove(0) {
+        InsertOutcome::Created(m) => m.id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(claim_one(&store, "modem-1").await, None);
+
+    assert_eq!(store.cancel_suppressed().await.unwrap(), 1);
+    let m = store.message(id).await.unwrap().unwrap();
+    assert_eq!(m.status.as_str(), "cancelled");
+    assert_eq!(m.error.as_deref(), Some(pregonero::store::OPTED_OUT));
+
+    // Off the list, new messages to it go out again.
+    assert!(store.unsuppress("+59171234567").await.unwrap());
+    writer.insert(vec![message(2)]).await.unwrap();
+    assert!(claim_one(&store, "modem-1").await.is_some());
+}

@@ -91,6 +91,7 @@ async fn setup_in(erp_present: bool, zone: &str, at: &str) -> Setup {
         tz,
         Region::parse("BO").unwrap(),
         sending,
+        Arc::default(),
     ));
     Setup {
         store,

@@ -245,6 +245,17 @@ fn check(
 
     let to = PhoneNumber::parse(&input.to, state.region)
         .map_err(|e| ApiError::invalid(field("to"), e))?;
+    let suppressed = state.suppressions.contains(to.as_str()).then(|| {
+        ApiError::invalid(
+            field("to"),
+            format!(
+                "{} is on the suppression list: it asked for no more messages (see \
+                 GET /v1/suppressions/{})",
+                to.as_str(),
+                to.as_str()
+            ),
+        )
+    });
     let text = MessageText::parse(&state.sending.sign(&input.text))
         .map_err(|e| ApiError::invalid(field("text"), e))?;
 
@@ -273,6 +284,8 @@ fn check(
             Some(at)
         }
     };
+    // Refused, unless this is the retry of a message stored before: then it gets its answer.
+    let late = suppressed.or(late);
     if input.client_ref.is_none()
         && let Some(late) = late
     {

@@ -15,6 +15,7 @@ mod messages;
 mod modems;
 pub mod openapi;
 mod sending;
+mod suppressions;
 mod templates;
 pub mod time;
 mod users;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub loads: Arc<crate::loads::Loader>,
     /// The live feed of events.
     pub feed: crate::notify::feed::Feed,
+    /// The numbers that get no messages.
+    pub suppressions: Arc<crate::optout::SuppressionList>,
 }
 
 /// Mounts every route, Swagger UI and the error handlers for malformed input.
@@ -86,6 +89,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(loads::configure)
         .configure(webhooks::configure)
         .configure(events::configure)
+        .configure(suppressions::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));

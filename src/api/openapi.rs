@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     api_keys, auth, credit, error, events, health, inbox, loads, logs, messages, modems, sending,
-    templates, users, webhooks,
+    suppressions, templates, users, webhooks,
 };
 use crate::domain;
 
@@ -40,6 +40,8 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::deliveries, webhooks::replay, webhooks::ping,
         events::stream,
+        suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
+        suppressions::get_keywords, suppressions::put_keywords,
         health::health, health::metrics,
     ),
     components(
@@ -67,6 +69,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         (name = "loads", description = "Messages from spreadsheets and the ERP's database"),
         (name = "webhooks", description = "Signed POSTs of events to other systems"),
         (name = "events", description = "The live stream of events (Server-Sent Events)"),
+        (name = "suppressions", description = "Numbers that opted out, and the keywords"),
         (name = "service", description = "Health and metrics"),
     )
 )]

@@ -6,6 +6,7 @@
 pub mod gsm7;
 mod message;
 mod module;
+mod optout;
 mod phone;
 mod template;
 mod text;
@@ -13,6 +14,7 @@ mod window;
 
 pub use message::{Channel, MessageStatus};
 pub use module::{Module, ModuleSet};
+pub use optout::{Keyword, KeywordError, Keywords};
 pub use phone::{PhoneError, PhoneNumber, Region};
 pub use template::{MissingValue, Row, Template, TemplateProblem, Token, fold};
 pub use text::{Encoding, MAX_SEGMENTS, MessageText, TextError, count_segments, segment_room};

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Secret;
 use crate::dispatch::SendingControl;
 use crate::domain::{Channel, Region, Template};
+use crate::optout::SuppressionList;
 use crate::store::{
     LoadMessage, LoadRecord, LoadRowRecord, NewLoad, NewMessage, Store, StoreError, TemplateRecord,
     load_message_ref,
@@ -167,6 +168,7 @@ pub struct Loader {
     tz: Tz,
     region: Region,
     sending: Arc<SendingControl>,
+    suppressions: Arc<SuppressionList>,
     running: Mutex<HashMap<String, Arc<Progress>>>,
 }
 
@@ -199,6 +201,7 @@ impl Loader {
         tz: Tz,
         region: Region,
         sending: Arc<SendingControl>,
+        suppressions: Arc<SuppressionList>,
     ) -> Loader {
         Loader {
             store,
@@ -206,6 +209,7 @@ impl Loader {
             tz,
             region,
             sending,
+            suppressions,
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -464,10 +468,12 @@ impl Loader {
         let format = self.format().await?;
         let region = self.region;
         let sending = self.sending.clone();
+        let suppressions = self.suppressions.clone();
         let spec = spec.clone();
         // Rendering and checking many rows is CPU work; it runs off the async threads.
         let planned = tokio::task::spawn_blocking(move || {
             let sign = move |t: &str| sending.sign(t);
+            let suppressed = move |phone: &str| suppressions.contains(phone);
             let recipe = plan::Recipe {
                 template: &template,
                 max_length: usize::try_from(spec.template.max_length).unwrap_or(usize::MAX),
@@ -477,6 +483,7 @@ impl Loader {
                 format: &format,
                 region,
                 sign: &sign,
+                suppressed: &suppressed,
             };
             plan::plan(&table, &recipe, &progress)
         })

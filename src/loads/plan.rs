@@ -30,6 +30,8 @@ pub struct Recipe<'a> {
     pub region: Region,
     /// Adds the signature to a text.
     pub sign: &'a (dyn Fn(&str) -> String + Sync),
+    /// Whether a number (E.164) is on the suppression list.
+    pub suppressed: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 /// A message a row makes.
@@ -217,6 +219,12 @@ fn row(
             format!("`{raw_phone}` is not a valid phone: {e}"),
         )
     })?;
+    if (recipe.suppressed)(to.as_str()) {
+        return Err(issue(
+            Some(phone),
+            format!("{} is on the suppression list (opted out)", to.as_str()),
+        ));
+    }
     let key = match key {
         Some(k) => {
             Some(Format::plain(cell(k)).ok_or_else(|| issue(Some(k), "the key is empty".into()))?)
@@ -294,6 +302,7 @@ mod tests {
             format: &FORMAT,
             region: Region::parse("BO").unwrap(),
             sign: &|t: &str| format!("{t} -Coop"),
+            suppressed: &|_: &str| false,
         }
     }
 
@@ -389,6 +398,36 @@ mod tests {
         assert_eq!(plan.skipped.len(), 2);
         assert!(plan.skipped[0].reason.contains("load L1"));
         assert!(plan.skipped[1].reason.contains("row 3"));
+    }
+
+    #[test]
+    fn numbers_on_the_suppression_list_are_row_errors() {
+        let t = table(&[
+            &[
+                text("Ana"),
+                text("70123456"),
+                Cell::Float(1.0),
+                Cell::Int(1),
+            ],
+            &[
+                text("Luis"),
+                text("70123457"),
+                Cell::Float(1.0),
+                Cell::Int(1),
+            ],
+        ]);
+        let template = Template::parse("Hola <nombre>").unwrap();
+        let none = HashMap::new();
+        let recipe = Recipe {
+            suppressed: &|phone: &str| phone == "+59170123457",
+            ..recipe(&template, &none)
+        };
+        let plan = plan(&t, &recipe, &Progress::default()).unwrap();
+        assert_eq!(plan.messages.len(), 1);
+        assert_eq!(plan.messages[0].to, "+59170123456");
+        assert_eq!(plan.errors.len(), 1);
+        assert_eq!(plan.errors[0].row, 3);
+        assert!(plan.errors[0].reason.contains("suppression list"));
     }
 
     #[test]

@@ -91,11 +91,14 @@ async fn claim_on(
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    // Numbers on the suppression list are passed over: a message accepted by a node that had
+    // not yet heard of the entry waits there until the list's sweep cancels it.
     // The pick is materialised: evaluated once. As a plain `IN (subquery)`, PostgreSQL may run
     // it again for each row it scans, and with SKIP LOCKED each run picks other rows.
     let sql = format!(
         "WITH picked (pick) AS MATERIALIZED (SELECT id FROM messages \
          WHERE status = 'pending' AND scheduled_for <= $2 \
+         AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = messages.to_number) \
          ORDER BY scheduled_for, id LIMIT $3{lock}) \
          UPDATE messages SET status = 'sending', modem_id = $1, updated_at = $2 \
          FROM picked WHERE id = pick AND status = 'pending' RETURNING {COLUMNS}"

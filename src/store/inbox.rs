@@ -450,6 +450,12 @@ async fn insert_item(
     } else {
         "sms.received"
     };
+    let keyword = match item.body {
+        Some(body) if item.kind == "sms" && item.complete => {
+            super::suppressions::apply_keyword_on(conn, item.number, body, id, at).await?
+        }
+        _ => None,
+    };
     let payload = serde_json::json!({
         "inbox_id": id,
         "modem_id": item.modem_id,
@@ -457,6 +463,7 @@ async fn insert_item(
         "text": item.body,
         "complete": item.complete,
         "last_message_id": row.try_get::<Option<i64>, _>("last_message_id")?,
+        "keyword": keyword.map(|k| k.as_str()),
     });
     super::event_on(conn, kind, &payload, at).await?;
     Ok(Some(id))

@@ -62,6 +62,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0007_events.sql"),
         postgres: include_str!("../../migrations/postgres/0007_events.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_suppressions.sql",
+        sqlite: include_str!("../../migrations/0008_suppressions.sql"),
+        postgres: include_str!("../../migrations/0008_suppressions.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

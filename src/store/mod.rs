@@ -14,6 +14,7 @@ mod loads;
 mod messages;
 mod migrate;
 mod settings;
+mod suppressions;
 mod templates;
 mod users;
 mod writer;
@@ -39,6 +40,7 @@ pub use loads::{
     load_message_ref,
 };
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
+pub use suppressions::{KEYWORDS_KEY, OPTED_OUT, Suppressed, SuppressionRecord};
 pub use templates::{TemplateChanges, TemplateRecord};
 pub use users::{NewUser, UserChanges, UserRecord};
 pub use writer::{InsertOutcome, MessageWriter};

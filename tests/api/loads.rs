@@ -313,6 +313,45 @@ async fn rows_over_the_template_limit_are_row_errors() {
 }
 
 #[tokio::test]
+async fn numbers_on_the_suppression_list_are_row_errors_of_a_load() {
+    let app = spawn_app().await;
+    let res = app
+        .post(
+            "/v1/suppressions",
+            &app.admin_token,
+            json!({"phone": "71234567", "note": "pidió no recibir"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = template(&app, TEMPLATE, 140).await;
+    let res = upload(
+        &app,
+        ("c.xlsx", three_rows()),
+        &[("template_id", &id), ("phone_column", "celular")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let load: Value = res.json().await.unwrap();
+    // Ana's row makes a message; Luis's phone is not valid; Eva opted out.
+    assert_eq!(load["messages_loaded"], 1);
+    assert_eq!(load["rows_failed"], 2);
+    let eva = load["row_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["row"] == 4)
+        .unwrap();
+    assert_eq!(eva["column"], "Celular");
+    assert!(
+        eva["reason"].as_str().unwrap().contains("suppression list"),
+        "{eva}"
+    );
+    let loaded = messages_of(&app, load["id"].as_str().unwrap()).await;
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0]["to"], "+59170123456");
+}
+
+#[tokio::test]
 async fn deleting_a_load_cancels_what_has_not_gone_and_counts_what_has() {
     let app = spawn_app().await;
     let id = template(&app, TEMPLATE, 140).await;

@@ -16,6 +16,7 @@ mod messages;
 mod modems;
 mod openapi;
 mod sending;
+mod suppressions;
 mod templates;
 mod users;
 mod webhooks;

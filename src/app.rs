@@ -17,6 +17,7 @@ use crate::dispatch::fleet::Fleet;
 use crate::dispatch::{SendingControl, SendingSettings, journal};
 use crate::domain::ModuleSet;
 use crate::eventlog::EventLog;
+use crate::jobs;
 use crate::loads::{self, Loader};
 use crate::metrics::Metrics;
 use crate::modem::simulator::SimConfig;
@@ -35,9 +36,11 @@ pub struct Application {
     store: Store,
     fleet: Arc<Fleet>,
     schedule: tokio::task::JoinHandle<()>,
+    summary: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
     feed: tokio::task::JoinHandle<()>,
     suppressions: tokio::task::JoinHandle<()>,
+    mail: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -158,15 +161,23 @@ impl Application {
             sending.clone(),
             suppressions.clone(),
         ));
+        let clock: Arc<dyn jobs::Clock> = Arc::new(jobs::SystemClock);
         let schedule = tokio::spawn(loads::schedule::run(
             loads.clone(),
             store.clone(),
-            node,
-            Arc::new(loads::schedule::SystemClock),
+            node.clone(),
+            clock.clone(),
+        ));
+        let summary = tokio::spawn(loads::daily_summary(
+            loads.clone(),
+            store.clone(),
+            node.clone(),
+            clock.clone(),
         ));
 
         let webhooks = crate::notify::webhooks::spawn(store.clone(), config.webhook_retry_ms);
         let (feed, feed_task) = crate::notify::feed::Feed::spawn(store.clone());
+        let mail = crate::notify::mail::spawn(store.clone(), tz, config.mail_retry_ms);
 
         let state = web::Data::new(AppState {
             writer: MessageWriter::spawn(store.clone()),
@@ -240,9 +251,11 @@ impl Application {
             store,
             fleet,
             schedule,
+            summary,
             webhooks,
             feed: feed_task,
             suppressions: suppressions_task,
+            mail,
         })
     }
 
@@ -265,9 +278,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = self.server.await;
         self.schedule.abort();
+        self.summary.abort();
         self.webhooks.abort();
         self.feed.abort();
         self.suppressions.abort();
+        self.mail.abort();
         self.store.close().await;
         self.events.record("service.stopped", None, json!({}));
         tracing::info!("pregonero stopped");

@@ -121,6 +121,9 @@ pub struct Config {
     /// Milliseconds before a failed webhook delivery's first retry; each retry waits twice as
     /// long as the one before, up to an hour.
     pub webhook_retry_ms: u64,
+    /// Milliseconds before a mail that failed is tried again; each retry waits twice as long as
+    /// the one before, up to half an hour.
+    pub mail_retry_ms: u64,
 }
 
 /// One modem in the `modems` list.
@@ -182,6 +185,7 @@ impl Default for Config {
             auto_start: true,
             sim_segment_ms: 3_000,
             webhook_retry_ms: 5_000,
+            mail_retry_ms: 30_000,
         }
     }
 }
@@ -292,6 +296,12 @@ impl Config {
         if let Some(v) = lookup("PREGONERO_WEBHOOK_RETRY_MS") {
             self.webhook_retry_ms = v.parse().map_err(|_| ConfigError::Env {
                 name: "PREGONERO_WEBHOOK_RETRY_MS",
+                reason: format!("`{v}` is not a whole number of milliseconds"),
+            })?;
+        }
+        if let Some(v) = lookup("PREGONERO_MAIL_RETRY_MS") {
+            self.mail_retry_ms = v.parse().map_err(|_| ConfigError::Env {
+                name: "PREGONERO_MAIL_RETRY_MS",
                 reason: format!("`{v}` is not a whole number of milliseconds"),
             })?;
         }

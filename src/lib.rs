@@ -10,6 +10,7 @@ pub mod config;
 pub mod dispatch;
 pub mod domain;
 pub mod eventlog;
+pub mod jobs;
 pub mod loads;
 pub mod metrics;
 pub mod modem;

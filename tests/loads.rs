@@ -1,6 +1,6 @@
-//! Loads outside HTTP: progress while one runs, and the daily automatic load, driven through
-//! days by a clock the test moves: it runs at its hour on one node of two sharing a database,
-//! catches up after a stop, and records a failure as a failed load.
+//! Loads outside HTTP: progress while one runs, and the daily automatic load and summary, driven
+//! through days by a clock the test moves: each runs at its hour on one node of two sharing a
+//! database, catches up after a stop, and records a failure as a failed load.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -425,4 +425,65 @@ async fn a_restart_fails_its_own_running_loads_and_leaves_other_nodes_alone() {
         .unwrap();
     assert_eq!(failed, 1);
     assert_eq!(status("theirs").await, "failed");
+}
+
+/// The `loads.summary` events recorded so far, as their payloads.
+async fn summaries(store: &Store) -> Vec<serde_json::Value> {
+    store
+        .events_after(0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "loads.summary")
+        .map(|e| serde_json::from_str(&e.payload).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_daily_summary_is_recorded_once_a_day_at_its_hour() {
+    let setup = setup(true).await;
+    let clock = Arc::new(ManualClock::starting_at(local(4, 7, 59)));
+    let loads_a = start(&setup, "node-a", &clock);
+    let summary = |node: &str| {
+        tokio::spawn(pregonero::loads::daily_summary(
+            setup.loader.clone(),
+            setup.store.clone(),
+            node.into(),
+            clock.clone(),
+        ))
+    };
+    let (a, b) = (summary("node-a"), summary("node-b"));
+    clock.advance(minutes(2));
+    until_loads(&setup.store, 1).await;
+    settle().await;
+    assert!(summaries(&setup.store).await.is_empty(), "not before 20:00");
+
+    // 20:00, the default hour.
+    clock.advance(minutes(12 * 60));
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = summaries(&setup.store).await;
+        if !got.is_empty() {
+            break;
+        }
+        settle().await;
+    }
+    settle().await;
+    let got_now = summaries(&setup.store).await;
+    assert_eq!(got_now.len(), 1, "once, on one node: {got_now:?}");
+    assert_eq!(got[0]["date"], "2026-12-04");
+    assert_eq!(got[0]["loads"], 1);
+    assert_eq!(got[0]["messages_loaded"], 2);
+
+    // A day later, the next one.
+    for _ in 0..24 {
+        clock.advance(minutes(60));
+        settle().await;
+    }
+    let got = summaries(&setup.store).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1]["date"], "2026-12-05");
+    for task in [loads_a, a, b] {
+        task.abort();
+    }
 }

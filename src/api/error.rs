@@ -93,6 +93,15 @@ pub struct Invalid(#[allow(dead_code)] Problem);
 )]
 pub struct Unavailable(#[allow(dead_code)] Problem);
 
+/// 502 in the OpenAPI document.
+#[derive(ToResponse)]
+#[response(
+    description = "The server the gateway asked on the caller's behalf (SMTP, the operator) \
+failed; `detail` says how and what to check",
+    content_type = "application/problem+json"
+)]
+pub struct BadGateway(#[allow(dead_code)] Problem);
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -138,6 +147,10 @@ pub enum ApiError {
     /// The body is larger than the route accepts.
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
+    /// A server the gateway talks to on the caller's behalf (the SMTP server, a modem's
+    /// operator) failed; the detail says how, in words a person can act on.
+    #[error("{0}")]
+    Upstream(String),
     /// The database could not be reached or refused the write; the client may retry.
     #[error("the database is not available")]
     Unavailable(#[source] StoreError),
@@ -166,6 +179,7 @@ impl ApiError {
             ApiError::Conflict { .. } => ("conflict", "Conflict"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::TooLarge(_) => ("too-large", "Request too large"),
+            ApiError::Upstream(_) => ("upstream", "The other server failed"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
@@ -220,6 +234,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -231,6 +231,10 @@ pub struct LoadSettings {
     pub format: Format,
     /// The daily automatic load.
     pub schedule: ScheduleSettings,
+    /// When the day's summary of loads is made (the `loads.summary` event, mailed by the rules
+    /// that ask for it); on at 20:00 by default.
+    #[serde(default = "ScheduleSettings::summary_default")]
+    pub summary: ScheduleSettings,
 }
 
 /// What deleting a load did.
@@ -903,6 +907,7 @@ pub async fn get_settings(
     Ok(HttpResponse::Ok().json(LoadSettings {
         format: state.loads.format().await?,
         schedule: state.loads.schedule().await?,
+        summary: state.loads.summary().await?,
     }))
 }
 
@@ -933,13 +938,22 @@ pub async fn put_settings(
         .schedule
         .time()
         .map_err(|reason| ApiError::invalid("schedule.at", reason))?;
+    input
+        .summary
+        .time()
+        .map_err(|reason| ApiError::invalid("summary.at", reason))?;
     let internal = |e: serde_json::Error| ApiError::Internal(e.into());
     let format = serde_json::to_string(&input.format).map_err(internal)?;
     let schedule = serde_json::to_string(&input.schedule).map_err(internal)?;
+    let summary = serde_json::to_string(&input.summary).map_err(internal)?;
     state.store.set_setting(Format::KEY, &format).await?;
     state
         .store
         .set_setting(ScheduleSettings::KEY, &schedule)
+        .await?;
+    state
+        .store
+        .set_setting(ScheduleSettings::SUMMARY_KEY, &summary)
         .await?;
     state.events.record(
         "loads.settings_changed",
@@ -974,7 +988,8 @@ pub async fn report(
         .ok_or(ApiError::NotFound("load"))?;
     let rows = state.store.load_rows(&record.id).await?;
     let statuses = state.store.load_statuses(&record.id).await?;
-    let (subject, text) = report::load_report(&record, &rows, &statuses, state.tz);
+    let lang = crate::notify::email::language(&state.store).await?;
+    let (subject, text) = report::load_report(&record, &rows, &statuses, state.tz, lang);
     Ok(HttpResponse::Ok().json(Report {
         subject,
         text,
@@ -1007,7 +1022,8 @@ pub async fn summary(
     };
     let (from, until) = report::day_bounds(day, state.tz);
     let loads = state.store.loads_between(from, until).await?;
-    let (subject, text) = report::daily_summary(day, &loads, state.tz);
+    let lang = crate::notify::email::language(&state.store).await?;
+    let (subject, text) = report::daily_summary(day, &loads, state.tz, lang);
     Ok(HttpResponse::Ok().json(Report {
         subject,
         text,

@@ -13,6 +13,7 @@ mod loads;
 mod logs;
 mod messages;
 mod modems;
+mod notifications;
 pub mod openapi;
 mod sending;
 mod suppressions;
@@ -90,6 +91,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(webhooks::configure)
         .configure(events::configure)
         .configure(suppressions::configure)
+        .configure(notifications::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));

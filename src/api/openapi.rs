@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_keys, auth, credit, error, events, health, inbox, loads, logs, messages, modems, sending,
-    suppressions, templates, users, webhooks,
+    api_keys, auth, credit, error, events, health, inbox, loads, logs, messages, modems,
+    notifications, sending, suppressions, templates, users, webhooks,
 };
 use crate::domain;
 
@@ -42,6 +42,10 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         events::stream,
         suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
         suppressions::get_keywords, suppressions::put_keywords,
+        notifications::get_email, notifications::put_email, notifications::test_email,
+        notifications::list_rules, notifications::create_rule, notifications::get_rule,
+        notifications::update_rule, notifications::delete_rule, notifications::list_mails,
+        notifications::get_mail, notifications::retry_mail,
         health::health, health::metrics,
     ),
     components(
@@ -51,7 +55,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         ),
         responses(
             error::BadRequest, error::Unauthenticated, error::Forbidden, error::NotFound,
-            error::Conflict, error::Invalid, error::Unavailable,
+            error::Conflict, error::Invalid, error::Unavailable, error::BadGateway,
         )
     ),
     modifiers(&BearerScheme),
@@ -70,6 +74,7 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         (name = "webhooks", description = "Signed POSTs of events to other systems"),
         (name = "events", description = "The live stream of events (Server-Sent Events)"),
         (name = "suppressions", description = "Numbers that opted out, and the keywords"),
+        (name = "notifications", description = "Email: SMTP settings, rules and the mail queue"),
         (name = "service", description = "Health and metrics"),
     )
 )]

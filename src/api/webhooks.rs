@@ -165,7 +165,8 @@ fn check_url(url: &str) -> Result<String, ApiError> {
     Ok(url.to_owned())
 }
 
-fn check_events(events: &[String]) -> Result<Vec<String>, ApiError> {
+/// Checks a list of event types (or `*`), naming the entry at fault; sorted, each once.
+pub(super) fn check_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::invalid(
             "events",

@@ -4,6 +4,7 @@
 //! valid ones.
 
 pub mod gsm7;
+mod language;
 mod message;
 mod module;
 mod optout;
@@ -12,6 +13,7 @@ mod template;
 mod text;
 mod window;
 
+pub use language::Language;
 pub use message::{Channel, MessageStatus};
 pub use module::{Module, ModuleSet};
 pub use optout::{Keyword, KeywordError, Keywords};

@@ -78,6 +78,18 @@ impl ScheduleSettings {
     /// The key the schedule is stored under.
     pub const KEY: &'static str = "loads.schedule";
 
+    /// The key the daily summary's hour is stored under.
+    pub const SUMMARY_KEY: &'static str = "loads.summary";
+
+    /// The daily summary until an admin changes it: on, at 20:00, when the sending window
+    /// closes.
+    pub fn summary_default() -> ScheduleSettings {
+        ScheduleSettings {
+            enabled: true,
+            at: "20:00".into(),
+        }
+    }
+
     /// The hour and minute of `at`.
     ///
     /// # Errors
@@ -266,6 +278,20 @@ impl Loader {
             .await?
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default())
+    }
+
+    /// When the daily summary of loads is made.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn summary(&self) -> Result<ScheduleSettings, StoreError> {
+        Ok(self
+            .store
+            .setting(ScheduleSettings::SUMMARY_KEY)
+            .await?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_else(ScheduleSettings::summary_default))
     }
 
     /// The ERP source, when one is set.
@@ -604,4 +630,52 @@ fn issue_record(issue: RowIssue, skipped: bool) -> LoadRowRecord {
         column: issue.column,
         reason: issue.reason,
     }
+}
+
+/// Records the `loads.summary` event of each day at the hour the settings give, on one node of
+/// those sharing the database; mail rules that ask for it send the day's summary.
+pub async fn daily_summary(
+    loader: Arc<Loader>,
+    store: Store,
+    node: String,
+    clock: Arc<dyn crate::jobs::Clock>,
+) {
+    let tz = loader.tz();
+    let hour = {
+        let loader = loader.clone();
+        move || -> crate::jobs::BoxFuture<'static, Result<Option<chrono::NaiveTime>, StoreError>> {
+            let loader = loader.clone();
+            Box::pin(async move {
+                let settings = loader.summary().await?;
+                Ok(settings.enabled.then(|| settings.time().ok()).flatten())
+            })
+        }
+    };
+    let work = {
+        let store = store.clone();
+        move |day: NaiveDate| -> crate::jobs::BoxFuture<'static, ()> {
+            let store = store.clone();
+            Box::pin(async move {
+                let (from, until) = report::day_bounds(day, tz);
+                let loads = match store.loads_between(from, until).await {
+                    Ok(loads) => loads,
+                    Err(err) => {
+                        tracing::error!(%day, error = %err, "loads of the day not read");
+                        return;
+                    }
+                };
+                let failed = loads.iter().filter(|l| l.status == "failed").count();
+                let payload = serde_json::json!({
+                    "date": day.to_string(),
+                    "loads": loads.len(),
+                    "failed": failed,
+                    "messages_loaded": loads.iter().map(|l| l.messages_loaded).sum::<i64>(),
+                });
+                if let Err(err) = store.record_event("loads.summary", &payload).await {
+                    tracing::error!(%day, error = %err, "daily summary not recorded");
+                }
+            })
+        }
+    };
+    crate::jobs::run_daily("loads-summary".into(), store, node, tz, clock, hour, work).await;
 }

@@ -1,33 +1,34 @@
-//! The words of load reports: one after each load and a summary of the day, in Spanish, as the
-//! organisations' staff read them. Mail sends these texts; the API shows them.
+//! The words of load reports: one after each load and a summary of the day, in Spanish by
+//! default or in English, as the organisations' staff read them. Mail sends these texts; the API
+//! shows them.
 
 use std::fmt::Write;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
-use crate::domain::MessageStatus;
+use crate::domain::{Language, MessageStatus};
 use crate::store::{LoadRecord, LoadRowRecord};
 
 /// Row issues listed one by one in a report; the rest are counted.
 const LISTED: usize = 500;
 
-fn kind_words(kind: &str) -> &'static str {
+fn kind_words(kind: &str, lang: Language) -> &'static str {
     match kind {
-        "excel" => "Carga de Excel",
-        "manual" => "Carga manual del ERP",
-        "automatic" => "Carga automática del ERP",
-        _ => "Carga",
+        "excel" => lang.pick("Carga de Excel", "Excel load"),
+        "manual" => lang.pick("Carga manual del ERP", "Manual ERP load"),
+        "automatic" => lang.pick("Carga automática del ERP", "Automatic ERP load"),
+        _ => lang.pick("Carga", "Load"),
     }
 }
 
-fn status_words(status: &str) -> &'static str {
+fn status_words(status: &str, lang: Language) -> &'static str {
     match status {
-        "running" => "en curso",
-        "committed" => "completada",
-        "failed" => "fallida",
-        "deleted" => "eliminada",
-        _ => "desconocido",
+        "running" => lang.pick("en curso", "running"),
+        "committed" => lang.pick("completada", "committed"),
+        "failed" => lang.pick("fallida", "failed"),
+        "deleted" => lang.pick("eliminada", "deleted"),
+        _ => lang.pick("desconocido", "unknown"),
     }
 }
 
@@ -37,94 +38,178 @@ pub fn load_report(
     rows: &[LoadRowRecord],
     statuses: &[(MessageStatus, i64)],
     tz: Tz,
+    lang: Language,
 ) -> (String, String) {
+    let w = |es, en| lang.pick(es, en);
     let subject = format!(
-        "{} {}: {} mensajes, {} filas con error",
-        kind_words(&load.kind),
-        status_words(&load.status),
+        "{} {}: {} {}, {} {}",
+        kind_words(&load.kind, lang),
+        status_words(&load.status, lang),
         load.messages_loaded,
-        load.rows_failed
+        w("mensajes", "messages"),
+        load.rows_failed,
+        w("filas con error", "rows with errors"),
     );
     let mut text = String::new();
-    let _ = writeln!(text, "{}", kind_words(&load.kind));
-    let _ = writeln!(text, "Identificador: {}", load.id);
-    let _ = writeln!(text, "Estado: {}", status_words(&load.status));
+    let _ = writeln!(text, "{}", kind_words(&load.kind, lang));
+    let _ = writeln!(text, "{}: {}", w("Identificador", "Id"), load.id);
     let _ = writeln!(
         text,
-        "Iniciada: {} por {}",
+        "{}: {}",
+        w("Estado", "Status"),
+        status_words(&load.status, lang)
+    );
+    let _ = writeln!(
+        text,
+        "{}: {} {} {}",
+        w("Iniciada", "Started"),
         local(load.created_at, tz),
+        w("por", "by"),
         load.created_by
     );
     if let Some(file) = &load.file_name {
-        let _ = writeln!(text, "Archivo: {file}");
+        let _ = writeln!(text, "{}: {file}", w("Archivo", "File"));
     }
     if let Some(day) = &load.reference_date {
-        let _ = writeln!(text, "Fecha de referencia: {day}");
+        let _ = writeln!(
+            text,
+            "{}: {day}",
+            w("Fecha de referencia", "Reference date")
+        );
     }
-    let _ = writeln!(text, "Fecha de envío: {}", load.send_date);
+    let _ = writeln!(
+        text,
+        "{}: {}",
+        w("Fecha de envío", "Send date"),
+        load.send_date
+    );
     if let Some(error) = &load.error {
-        let _ = writeln!(text, "Motivo del fallo: {error}");
+        let _ = writeln!(text, "{}: {error}", w("Motivo del fallo", "Why it failed"));
     }
     let _ = writeln!(text);
-    let _ = writeln!(text, "Filas procesadas: {}", load.rows_processed);
-    let _ = writeln!(text, "Mensajes cargados: {}", load.messages_loaded);
-    let _ = writeln!(text, "Filas omitidas (ya cargadas): {}", load.rows_skipped);
-    let _ = writeln!(text, "Filas con error: {}", load.rows_failed);
+    let counts = [
+        (w("Filas procesadas", "Rows processed"), load.rows_processed),
+        (
+            w("Mensajes cargados", "Messages loaded"),
+            load.messages_loaded,
+        ),
+        (
+            w(
+                "Filas omitidas (ya cargadas)",
+                "Rows skipped (loaded before)",
+            ),
+            load.rows_skipped,
+        ),
+        (w("Filas con error", "Rows with errors"), load.rows_failed),
+    ];
+    for (label, n) in counts {
+        let _ = writeln!(text, "{label}: {n}");
+    }
     if !statuses.is_empty() {
         let parts: Vec<String> = statuses
             .iter()
             .map(|(s, n)| format!("{} {n}", s.as_str()))
             .collect();
-        let _ = writeln!(text, "Mensajes por estado: {}", parts.join(", "));
+        let _ = writeln!(
+            text,
+            "{}: {}",
+            w("Mensajes por estado", "Messages by status"),
+            parts.join(", ")
+        );
     }
     let errors: Vec<&LoadRowRecord> = rows.iter().filter(|r| !r.skipped).collect();
     if !errors.is_empty() {
         let _ = writeln!(text);
-        let _ = writeln!(text, "Filas con error:");
+        let _ = writeln!(text, "{}:", w("Filas con error", "Rows with errors"));
         for row in errors.iter().take(LISTED) {
             let column = row
                 .column
                 .as_deref()
                 .map(|c| format!(" ({c})"))
                 .unwrap_or_default();
-            let _ = writeln!(text, "  fila {}{column}: {}", row.row, row.reason);
+            let _ = writeln!(
+                text,
+                "  {} {}{column}: {}",
+                w("fila", "row"),
+                row.row,
+                row.reason
+            );
         }
         if errors.len() > LISTED {
-            let _ = writeln!(text, "  … y {} filas más", errors.len() - LISTED);
+            let _ = writeln!(
+                text,
+                "  … {} {} {}",
+                w("y", "and"),
+                errors.len() - LISTED,
+                w("filas más", "more rows")
+            );
         }
     }
     (subject, text)
 }
 
 /// The subject and text of the summary of a day's loads.
-pub fn daily_summary(day: NaiveDate, loads: &[LoadRecord], tz: Tz) -> (String, String) {
+pub fn daily_summary(
+    day: NaiveDate,
+    loads: &[LoadRecord],
+    tz: Tz,
+    lang: Language,
+) -> (String, String) {
+    let w = |es, en| lang.pick(es, en);
     let committed: Vec<&LoadRecord> = loads.iter().filter(|l| l.status != "failed").collect();
     let failed = loads.len() - committed.len();
     let sum = |f: fn(&LoadRecord) -> i64| committed.iter().map(|l| f(l)).sum::<i64>();
     let loaded = sum(|l| l.messages_loaded);
+    let date = day.format("%d/%m/%Y");
     let subject = format!(
-        "Resumen de cargas del {}: {} cargas, {loaded} mensajes, {failed} fallidas",
-        day.format("%d/%m/%Y"),
-        loads.len()
+        "{} {date}: {} {}, {loaded} {}, {failed} {}",
+        w("Resumen de cargas del", "Loads of"),
+        loads.len(),
+        w("cargas", "loads"),
+        w("mensajes", "messages"),
+        w("fallidas", "failed"),
     );
     let mut text = String::new();
-    let _ = writeln!(text, "Cargas del {}", day.format("%d/%m/%Y"));
-    let _ = writeln!(text, "Cargas: {} ({failed} fallidas)", loads.len());
-    let _ = writeln!(text, "Mensajes cargados: {loaded}");
-    let _ = writeln!(text, "Filas omitidas: {}", sum(|l| l.rows_skipped));
-    let _ = writeln!(text, "Filas con error: {}", sum(|l| l.rows_failed));
+    let _ = writeln!(text, "{} {date}", w("Cargas del", "Loads of"));
+    let _ = writeln!(
+        text,
+        "{}: {} ({failed} {})",
+        w("Cargas", "Loads"),
+        loads.len(),
+        w("fallidas", "failed")
+    );
+    let _ = writeln!(
+        text,
+        "{}: {loaded}",
+        w("Mensajes cargados", "Messages loaded")
+    );
+    let _ = writeln!(
+        text,
+        "{}: {}",
+        w("Filas omitidas", "Rows skipped"),
+        sum(|l| l.rows_skipped)
+    );
+    let _ = writeln!(
+        text,
+        "{}: {}",
+        w("Filas con error", "Rows with errors"),
+        sum(|l| l.rows_failed)
+    );
     let _ = writeln!(text);
     for load in loads {
         let _ = writeln!(
             text,
-            "{} {} ({}), {}: {} mensajes, {} omitidas, {} con error{}",
+            "{} {} ({}), {}: {} {}, {} {}, {} {}{}",
             local(load.created_at, tz),
-            kind_words(&load.kind),
+            kind_words(&load.kind, lang),
             load.id,
-            status_words(&load.status),
+            status_words(&load.status, lang),
             load.messages_loaded,
+            w("mensajes", "messages"),
             load.rows_skipped,
+            w("omitidas", "skipped"),
             load.rows_failed,
+            w("con error", "with errors"),
             load.error
                 .as_deref()
                 .map(|e| format!("; {e}"))
@@ -182,12 +267,18 @@ mod tests {
             reason: "no phone number".into(),
         }];
         let tz: Tz = "America/La_Paz".parse().unwrap();
-        let (subject, text) = load_report(&load("committed", 9, 1), &rows, &[], tz);
+        let (subject, text) = load_report(&load("committed", 9, 1), &rows, &[], tz, Language::Es);
         assert_eq!(
             subject,
             "Carga automática del ERP completada: 9 mensajes, 1 filas con error"
         );
         assert!(text.contains("fila 7 (celular): no phone number"), "{text}");
+        let (subject, text) = load_report(&load("committed", 9, 1), &rows, &[], tz, Language::En);
+        assert_eq!(
+            subject,
+            "Automatic ERP load committed: 9 messages, 1 rows with errors"
+        );
+        assert!(text.contains("row 7 (celular): no phone number"), "{text}");
     }
 
     #[test]
@@ -195,10 +286,15 @@ mod tests {
         let tz: Tz = "America/La_Paz".parse().unwrap();
         let day = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
         let loads = [load("committed", 10, 2), load("failed", 0, 0)];
-        let (subject, text) = daily_summary(day, &loads, tz);
+        let (subject, text) = daily_summary(day, &loads, tz, Language::Es);
         assert_eq!(
             subject,
             "Resumen de cargas del 04/12/2026: 2 cargas, 10 mensajes, 1 fallidas"
+        );
+        let (subject, _) = daily_summary(day, &loads, tz, Language::En);
+        assert_eq!(
+            subject,
+            "Loads of 04/12/2026: 2 loads, 10 messages, 1 failed"
         );
         assert!(text.contains("source.url: unreachable"));
         let (from, until) = day_bounds(day, tz);

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use std::pin::Pin;
+use chrono::NaiveDate;
 
-use tokio::sync::watch;
+use crate::jobs::local_time;
+pub use crate::jobs::{Clock, ManualClock, SystemClock};
 
 use super::{Dates, LoadError, LoadKind, Loader};
 use crate::store::{NewLoad, Store};
@@ -22,64 +22,6 @@ pub const CREATED_BY: &str = "schedule";
 /// The longest sleep between looks at the settings, so that a changed hour or a schedule
 /// turned on is seen within it.
 const LOOK_EVERY: Duration = Duration::from_secs(30);
-
-/// Where the scheduler reads the time and waits.
-pub trait Clock: Send + Sync + 'static {
-    /// Now.
-    fn now(&self) -> DateTime<Utc>;
-
-    /// Waits for `length` to pass on this clock.
-    fn sleep(&self, length: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
-}
-
-/// The system's clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-
-    fn sleep(&self, length: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(tokio::time::sleep(length))
-    }
-}
-
-/// A clock that moves only when told, for driving the schedule through days in tests. (Tokio's
-/// paused clock jumps ahead whenever the runtime waits, which also fires the database pool's
-/// timeouts while a query runs on SQLite's threads.)
-pub struct ManualClock {
-    now: watch::Sender<DateTime<Utc>>,
-}
-
-impl ManualClock {
-    /// A clock reading `start`.
-    pub fn starting_at(start: DateTime<Utc>) -> ManualClock {
-        ManualClock {
-            now: watch::Sender::new(start),
-        }
-    }
-
-    /// Moves the clock forward, waking the sleepers whose time has come.
-    pub fn advance(&self, by: chrono::Duration) {
-        self.now.send_modify(|now| *now += by);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.now.borrow()
-    }
-
-    fn sleep(&self, length: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        let until = self.now() + chrono::Duration::from_std(length).unwrap_or_default();
-        let mut changes = self.now.subscribe();
-        Box::pin(async move {
-            // The sender lives as long as the clock, which this future borrows.
-            let _ = changes.wait_for(|now| *now >= until).await;
-        })
-    }
-}
 
 /// A claimed run with no load recorded for it after this long was lost to a crash between the
 /// claim and the load's start; the node's catch-up at start-up runs it again.
@@ -133,18 +75,6 @@ pub async fn run(loader: Arc<Loader>, store: Store, node: String, clock: Arc<dyn
         }
         starting = false;
     }
-}
-
-/// The moment `at` on `day` in `tz`. A time skipped by a clock change is taken an hour later.
-fn local_time(tz: chrono_tz::Tz, day: NaiveDate, at: chrono::NaiveTime) -> DateTime<Utc> {
-    let naive = day.and_time(at);
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .or_else(|| {
-            tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
-                .earliest()
-        })
-        .map_or_else(|| Utc.from_utc_datetime(&naive), |t| t.with_timezone(&Utc))
 }
 
 /// What became of a day's run.
@@ -230,27 +160,5 @@ async fn record_failed(store: &Store, node: &str, day: NaiveDate, reason: &str) 
     };
     if let Err(err) = recorded {
         tracing::error!(%day, error = %err, "failed automatic load not recorded");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_times_follow_the_zone() {
-        let tz: chrono_tz::Tz = "America/La_Paz".parse().unwrap();
-        let day = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
-        let eight = chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap();
-        assert_eq!(
-            local_time(tz, day, eight).to_rfc3339(),
-            "2026-12-04T12:00:00+00:00"
-        );
-        // 02:30 does not exist on the night clocks go forward in Santiago.
-        let santiago: chrono_tz::Tz = "America/Santiago".parse().unwrap();
-        let spring = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap();
-        let skipped = chrono::NaiveTime::from_hms_opt(0, 30, 0).unwrap();
-        let at = local_time(santiago, spring, skipped);
-        assert_eq!(at.with_timezone(&santiago).date_naive(), spring);
     }
 }

@@ -1,8 +1,13 @@
 //! Telling people and systems what happened. Every event is stored with the change it tells of
 //! (see [`crate::store::EventRecord`]); from there it goes out three ways: signed POSTs to
-//! webhooks ([`webhooks`]), the live stream of Server-Sent Events ([`feed`]), and mail.
+//! webhooks ([`webhooks`]), the live stream of Server-Sent Events ([`feed`]), and mail through
+//! the organisation's SMTP server ([`mail`], with the texts in [`texts`] and the server in
+//! [`email`]).
 
+pub mod email;
 pub mod feed;
+pub mod mail;
+pub mod texts;
 pub mod webhooks;
 
 use crate::store::EventRecord;
@@ -35,4 +40,48 @@ pub fn event_json(event: &EventRecord) -> String {
         "data": data,
     })
     .to_string()
+}
+
+/// A task that is stopped when this is dropped: the helpers of a notifier's task stop with it.
+pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The wait after `attempts` failures: `first_ms` doubling up to `cap_ms`, with up to a fifth
+/// either way of jitter (`jitter` in [0, 1)), so that a receiver or a mail server coming back is
+/// not met by every retry at once.
+pub fn backoff_ms(first_ms: i64, attempts: i64, cap_ms: i64, jitter: f64) -> i64 {
+    let base = first_ms
+        .saturating_mul(1_i64 << attempts.clamp(0, 20))
+        .min(cap_ms);
+    let spread = (base as f64 * 0.2 * (jitter.clamp(0.0, 1.0) * 2.0 - 1.0)) as i64;
+    base + spread
+}
+
+/// A number in [0, 1) from the clock's nanoseconds: enough to spread retries.
+pub fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos % 1_000_000) / 1_000_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_bounded_jitter() {
+        assert_eq!(backoff_ms(5_000, 0, 3_600_000, 0.5), 5_000);
+        assert_eq!(backoff_ms(5_000, 1, 3_600_000, 0.5), 10_000);
+        assert_eq!(backoff_ms(5_000, 20, 3_600_000, 0.5), 3_600_000);
+        assert_eq!(backoff_ms(5_000, 0, 3_600_000, 0.0), 4_000);
+        assert_eq!(backoff_ms(5_000, 0, 3_600_000, 1.0), 6_000);
+        assert_eq!(backoff_ms(30_000, 12, 1_800_000, 0.5), 1_800_000);
+    }
 }

@@ -22,6 +22,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long deliveries are retried before they are dead-lettered.
 pub const GIVE_UP_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// The longest wait between two attempts at a delivery.
+const MAX_WAIT_MS: i64 = 60 * 60 * 1000;
+
 /// POSTs in flight to one webhook at most.
 const IN_FLIGHT: usize = 32;
 
@@ -65,16 +68,6 @@ pub fn body(delivery: &DueDelivery) -> String {
     super::event_json(&delivery.event)
 }
 
-/// The wait before attempt `attempts + 1`: `first_ms` doubling to at most an hour, with up to a
-/// fifth either way of jitter so that receivers coming back are not hit by every retry at once.
-pub fn backoff_ms(first_ms: i64, attempts: i64, jitter: f64) -> i64 {
-    let base = first_ms
-        .saturating_mul(1_i64 << attempts.clamp(0, 20))
-        .min(3_600_000);
-    let spread = (base as f64 * 0.2 * (jitter.clamp(0.0, 1.0) * 2.0 - 1.0)) as i64;
-    base + spread
-}
-
 /// Starts the fan-out, the recorder and the supervisor of the webhooks' tasks.
 pub fn spawn(store: Store, retry_ms: u64) -> tokio::task::JoinHandle<()> {
     let retry_ms = i64::try_from(retry_ms).unwrap_or(i64::MAX);
@@ -93,8 +86,8 @@ pub fn spawn(store: Store, retry_ms: u64) -> tokio::task::JoinHandle<()> {
         };
         let (record, outcomes) = mpsc::channel(4 * RECORD_BATCH);
         let (wake, woken) = watch::channel(0_u64);
-        tokio::spawn(fan_out(store.clone(), wake));
-        tokio::spawn(recorder(store.clone(), outcomes));
+        let _fan = super::AbortOnDrop(tokio::spawn(fan_out(store.clone(), wake)));
+        let _recorder = super::AbortOnDrop(tokio::spawn(recorder(store.clone(), outcomes)));
         supervise(store, client, record, woken, retry_ms).await;
     })
 }
@@ -132,7 +125,8 @@ async fn supervise(
     wake: watch::Receiver<u64>,
     retry_ms: i64,
 ) {
-    let mut tasks: HashMap<String, (WebhookRecord, tokio::task::JoinHandle<()>)> = HashMap::new();
+    // Dropping an entry (or the whole map, when this task stops) stops its task.
+    let mut tasks: HashMap<String, (WebhookRecord, super::AbortOnDrop)> = HashMap::new();
     let mut last_expiry: Option<Instant> = None;
     loop {
         // Deliveries a receiver has not taken for a day are given up, attempted lately or not
@@ -153,11 +147,7 @@ async fn supervise(
                     .map(|h| (h.id.clone(), h))
                     .collect();
                 tasks.retain(|id, (hook, task)| {
-                    let keep = wanted.get(id).is_some_and(|w| w == hook) && !task.is_finished();
-                    if !keep {
-                        task.abort();
-                    }
-                    keep
+                    wanted.get(id).is_some_and(|w| w == hook) && !task.0.is_finished()
                 });
                 for (id, hook) in wanted {
                     if tasks.contains_key(&id) {
@@ -171,7 +161,7 @@ async fn supervise(
                         wake.clone(),
                         retry_ms,
                     ));
-                    tasks.insert(id, (hook, task));
+                    tasks.insert(id, (hook, super::AbortOnDrop(task)));
                 }
             }
             Err(err) => tracing::warn!(error = %err, "webhooks not read; will retry"),
@@ -379,7 +369,9 @@ async fn attempt(
     } else if at - delivery.created_at >= GIVE_UP_AFTER_MS {
         Next::Dead
     } else {
-        Next::RetryAt(at + backoff_ms(retry_ms, delivery.attempts, jitter()))
+        Next::RetryAt(
+            at + super::backoff_ms(retry_ms, delivery.attempts, MAX_WAIT_MS, super::jitter()),
+        )
     };
     if matches!(next, Next::Dead) {
         tracing::warn!(webhook.id = %hook.id, delivery.id = delivery.id, "webhook delivery dead");
@@ -397,15 +389,6 @@ async fn attempt(
         next,
     };
     (attempted, unreachable)
-}
-
-/// A number in [0, 1) from the clock's nanoseconds: enough to spread retries.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
 #[cfg(test)]
@@ -469,14 +452,5 @@ mod tests {
         b.probe_sent();
         b.outcome(&Next::Delivered, false, t2);
         assert_eq!(b.state(t2), (None, false));
-    }
-
-    #[test]
-    fn backoff_doubles_to_an_hour_with_bounded_jitter() {
-        assert_eq!(backoff_ms(5_000, 0, 0.5), 5_000);
-        assert_eq!(backoff_ms(5_000, 1, 0.5), 10_000);
-        assert_eq!(backoff_ms(5_000, 20, 0.5), 3_600_000);
-        assert_eq!(backoff_ms(5_000, 0, 0.0), 4_000);
-        assert_eq!(backoff_ms(5_000, 0, 1.0), 6_000);
     }
 }

@@ -127,7 +127,7 @@ pub struct Attempted {
     pub next: Next,
 }
 
-fn event_from(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
+pub(super) fn event_from(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
     Ok(EventRecord {
         seq: row.try_get("seq")?,
         id: row.try_get("id")?,

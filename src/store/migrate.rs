@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0008_suppressions.sql"),
         postgres: include_str!("../../migrations/0008_suppressions.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_mail.sql",
+        sqlite: include_str!("../../migrations/sqlite/0009_mail.sql"),
+        postgres: include_str!("../../migrations/postgres/0009_mail.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

@@ -11,6 +11,7 @@ mod dispatch;
 mod events;
 mod inbox;
 mod loads;
+mod mail;
 mod messages;
 mod migrate;
 mod settings;
@@ -39,6 +40,7 @@ pub use loads::{
     Committed, Deleted, LOAD_REF_PREFIX, LoadMessage, LoadRecord, LoadRowRecord, NewLoad,
     load_message_ref,
 };
+pub use mail::{MailOutcome, MailRecord, MailRuleRecord, NewMail};
 pub use messages::{Cancel, MessageFilter, MessageRecord, NewMessage};
 pub use suppressions::{KEYWORDS_KEY, OPTED_OUT, Suppressed, SuppressionRecord};
 pub use templates::{TemplateChanges, TemplateRecord};

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_problem, poll, spawn_app};
 
-const TEMPLATE: &str = "Hola <nombre>, su cuota de Bs <monto> vence el <vence>.";
+pub const TEMPLATE: &str = "Hola <nombre>, su cuota de Bs <monto> vence el <vence>.";
 
-async fn template(app: &TestApp, text: &str, max_length: i64) -> String {
+pub async fn template(app: &TestApp, text: &str, max_length: i64) -> String {
     let res = app
         .post(
             "/v1/templates",
@@ -56,7 +56,7 @@ fn workbook(rows: &[SheetRow<'_>]) -> Vec<u8> {
     book.save_to_buffer().unwrap()
 }
 
-fn three_rows() -> Vec<u8> {
+pub fn three_rows() -> Vec<u8> {
     workbook(&[
         ("Ana Quispe", Some("70123456"), 150.5, (2026, 12, 10)),
         ("Luis Mamani", Some("12"), 80.0, (2026, 12, 11)),
@@ -64,7 +64,7 @@ fn three_rows() -> Vec<u8> {
     ])
 }
 
-async fn upload(
+pub async fn upload(
     app: &TestApp,
     file: (&str, Vec<u8>),
     fields: &[(&str, &str)],

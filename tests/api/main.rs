@@ -14,6 +14,7 @@ mod loads;
 mod logs;
 mod messages;
 mod modems;
+mod notifications;
 mod openapi;
 mod sending;
 mod suppressions;

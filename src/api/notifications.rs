@@ -1,0 +1,738 @@
+//! `/v1/notifications`: the SMTP settings and a test mail, the rules that send events to
+//! addresses, and the queue of mails with what became of each.
+
+use actix_web::{HttpResponse, http::header, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::caller::Caller;
+use super::error::{self, ApiError};
+use super::json::JsonBody;
+use super::time::{show, show_opt};
+use super::webhooks::check_events;
+use crate::domain::{Language, Module};
+use crate::notify::email::{EmailSettings, MailError, Outgoing, Security, parse_mailbox};
+use crate::store::{MailRecord, MailRuleRecord, now_ms};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+/// Addresses a rule may hold at most.
+const MAX_RECIPIENTS: usize = 20;
+
+/// The email settings as shown: the password never is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailSettingsView {
+    /// Whether the settings were ever saved.
+    pub configured: bool,
+    /// Whether mail is sent; queued mails wait while it is off.
+    pub enabled: bool,
+    /// The SMTP server.
+    #[schema(example = "smtp.coop.bo")]
+    pub host: String,
+    /// Its port.
+    #[schema(example = 587)]
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub security: Security,
+    /// The user to sign in as.
+    pub username: Option<String>,
+    /// Whether a password is kept.
+    pub password_set: bool,
+    /// The sender.
+    #[schema(example = "Pregonero <avisos@coop.bo>")]
+    pub from: String,
+    /// The CA certificate (PEM) for a server whose certificate no public authority signed.
+    pub ca_certificate: Option<String>,
+    /// `es` or `en`: the language of mails and load reports.
+    pub language: Language,
+}
+
+/// New email settings. `password` is write-only: left out, the stored one is kept; `""`
+/// removes it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettingsInput {
+    /// Whether mail is sent (default true).
+    pub enabled: Option<bool>,
+    /// The SMTP server's host name.
+    #[schema(example = "smtp.coop.bo")]
+    pub host: String,
+    /// Its port (default: 587 for `starttls`, 465 for `tls`, 25 for `none`).
+    pub port: Option<u16>,
+    /// `none`, `starttls` (default) or `tls`.
+    pub security: Option<Security>,
+    /// The user to sign in as.
+    pub username: Option<String>,
+    /// That user's password.
+    pub password: Option<String>,
+    /// The sender: an address or `Name <address>`.
+    #[schema(example = "Pregonero <avisos@coop.bo>")]
+    pub from: String,
+    /// A CA certificate in PEM form.
+    pub ca_certificate: Option<String>,
+    /// `es` (default) or `en`.
+    pub language: Option<Language>,
+}
+
+/// Where to send a test mail.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestMail {
+    /// The address.
+    #[schema(example = "sistemas@coop.bo")]
+    pub to: String,
+}
+
+/// A test mail the server took.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestMailSent {
+    /// Where it went.
+    pub to: String,
+    /// What the server answered.
+    pub server_answer: String,
+}
+
+/// A rule: events of these types are mailed to these addresses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleView {
+    /// Identifier.
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// The event types, or `["*"]`.
+    pub events: Vec<String>,
+    /// The addresses.
+    pub recipients: Vec<String>,
+    /// Whether it is in force.
+    pub enabled: bool,
+    /// Who made it.
+    pub created_by: String,
+    /// When.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// A new rule, or a rule's new fields (a change keeps what it leaves out).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    /// A name for people.
+    #[schema(example = "Respuestas de clientes")]
+    pub name: Option<String>,
+    /// The event types, or `["*"]`.
+    #[schema(example = json!(["sms.received", "call.received"]))]
+    pub events: Option<Vec<String>>,
+    /// The addresses (1 to 20).
+    #[schema(example = json!(["cobranzas@coop.bo"]))]
+    pub recipients: Option<Vec<String>>,
+    /// Whether it is in force (default true).
+    pub enabled: Option<bool>,
+}
+
+/// A queued mail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailView {
+    /// Identifier.
+    pub id: i64,
+    /// The type of the event it tells of.
+    pub event: String,
+    /// The rule that made it.
+    pub rule_id: Option<String>,
+    /// The addresses.
+    pub recipients: Vec<String>,
+    /// The subject.
+    pub subject: String,
+    /// The plain-text part.
+    pub text: String,
+    /// `pending`, `sent` or `failed` (given up after a day of failures).
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<String>,
+    /// When it was queued.
+    pub created_at: String,
+    /// When the server took it.
+    pub sent_at: Option<String>,
+    /// What went wrong last, in words.
+    pub last_error: Option<String>,
+}
+
+/// A page of mails, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailPage {
+    /// The mails.
+    pub items: Vec<MailView>,
+    /// Pass as `cursor` for the next page; null when this page is not full.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters for the mails.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MailQuery {
+    /// `pending`, `sent` or `failed`.
+    pub status: Option<String>,
+    /// Page size, 1–500 (default 50).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Mounts the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        super::resource("/v1/notifications/email")
+            .route(web::get().to(get_email))
+            .route(web::put().to(put_email)),
+    )
+    .service(super::resource("/v1/notifications/email/test").route(web::post().to(test_email)))
+    .service(
+        super::resource("/v1/notifications/rules")
+            .route(web::get().to(list_rules))
+            .route(web::post().to(create_rule)),
+    )
+    .service(
+        super::resource("/v1/notifications/rules/{id}")
+            .route(web::get().to(get_rule))
+            .route(web::put().to(update_rule))
+            .route(web::delete().to(delete_rule)),
+    )
+    .service(super::resource("/v1/notifications/mails").route(web::get().to(list_mails)))
+    .service(super::resource("/v1/notifications/mails/{id}").route(web::get().to(get_mail)))
+    .service(
+        super::resource("/v1/notifications/mails/{id}/retry").route(web::post().to(retry_mail)),
+    );
+}
+
+fn settings_view(settings: Option<EmailSettings>) -> EmailSettingsView {
+    let configured = settings.is_some();
+    let s = settings.unwrap_or(EmailSettings {
+        enabled: false,
+        host: String::new(),
+        port: 587,
+        security: Security::Starttls,
+        username: None,
+        password: None,
+        from: String::new(),
+        ca_certificate: None,
+        language: Language::Es,
+    });
+    EmailSettingsView {
+        configured,
+        enabled: s.enabled,
+        host: s.host,
+        port: s.port,
+        security: s.security,
+        username: s.username,
+        password_set: s.password.is_some(),
+        from: s.from,
+        ca_certificate: s.ca_certificate,
+        language: s.language,
+    }
+}
+
+fn settings_error(err: MailError) -> ApiError {
+    match err {
+        MailError::Settings { field, reason } => ApiError::invalid(field, reason),
+        MailError::Smtp(words) => ApiError::Upstream(words),
+    }
+}
+
+/// The email settings.
+#[utoipa::path(
+    get, path = "/v1/notifications/email", tag = "notifications",
+    responses(
+        (status = 200, description = "The settings; `configured` is false until they are saved",
+         body = EmailSettingsView),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn get_email(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let settings = EmailSettings::load(&state.store).await?;
+    Ok(HttpResponse::Ok().json(settings_view(settings)))
+}
+
+/// Set up email. Mails waiting for a retry are tried again at once with the new settings.
+#[utoipa::path(
+    put, path = "/v1/notifications/email", tag = "notifications",
+    request_body = EmailSettingsInput,
+    responses(
+        (status = 200, description = "The settings now", body = EmailSettingsView),
+        (status = 400, response = error::BadRequest),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn put_email(
+    state: web::Data<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<EmailSettingsInput>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let stored = EmailSettings::load(&state.store).await?;
+    let security = input.security.unwrap_or_default();
+    let username = input
+        .username
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    let password = match input.password {
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(p),
+        None => stored.and_then(|s| s.password),
+    };
+    let ca_certificate = input
+        .ca_certificate
+        .map(|pem| pem.trim().to_owned())
+        .filter(|pem| !pem.is_empty());
+    let settings = EmailSettings {
+        enabled: input.enabled.unwrap_or(true),
+        host: input.host.trim().to_owned(),
+        port: input.port.unwrap_or(match security {
+            Security::None => 25,
+            Security::Starttls => 587,
+            Security::Tls => 465,
+        }),
+        security,
+        // A password with no user is of no use; one left from before a user was removed goes.
+        password: password.filter(|_| username.is_some()),
+        username,
+        from: input.from.trim().to_owned(),
+        ca_certificate,
+        language: input.language.unwrap_or_default(),
+    };
+    settings.check().map_err(settings_error)?;
+    settings.save(&state.store).await?;
+    let woken = state.store.mails_due_now().await?;
+    tracing::info!(
+        host = %settings.host,
+        port = settings.port,
+        enabled = settings.enabled,
+        mails_retried = woken,
+        "email settings saved"
+    );
+    state.events.record(
+        "notifications.email_changed",
+        Some(&caller.label()),
+        json!({"host": settings.host, "port": settings.port, "enabled": settings.enabled}),
+    );
+    Ok(HttpResponse::Ok().json(settings_view(Some(settings))))
+}
+
+/// Send a test mail now with the stored settings. A failure answers 502 with what the server
+/// said, in words: authentication refused, relay denied, host not found, certificate not
+/// trusted, and which setting to look at.
+#[utoipa::path(
+    post, path = "/v1/notifications/email/test", tag = "notifications",
+    request_body = TestMail,
+    responses(
+        (status = 200, description = "The server took the mail", body = TestMailSent),
+        (status = 400, response = error::BadRequest),
+        (status = 409, response = error::Conflict),
+        (status = 422, response = error::Invalid),
+        (status = 502, response = error::BadGateway),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn test_email(
+    state: web::Data<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<TestMail>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let to = parse_mailbox(&input.to).map_err(|reason| ApiError::invalid("to", reason))?;
+    let Some(settings) = EmailSettings::load(&state.store).await? else {
+        return Err(ApiError::Conflict {
+            field: None,
+            detail: "email is not set up yet: PUT /v1/notifications/email first".into(),
+        });
+    };
+    let lang = settings.language;
+    let subject = lang.pick("Correo de prueba de Pregonero", "Pregonero test mail");
+    let text = lang.pick(
+        "Si lee esto, Pregonero puede enviar correo con esta configuración.",
+        "If you read this, Pregonero can send mail with these settings.",
+    );
+    let mail = Outgoing {
+        to: vec![to.to_string()],
+        subject: subject.to_owned(),
+        text: format!("{text}\n\n{}:{}\n", settings.host, settings.port),
+        html: format!(
+            "<!DOCTYPE html><html><body><p>{text}</p><p>{}:{}</p></body></html>",
+            settings.host, settings.port
+        ),
+        message_id: format!("<pregonero.test.{}@pregonero.invalid>", now_ms()),
+    };
+    let answer = settings.send(&mail).await.map_err(settings_error)?;
+    tracing::info!(host = %settings.host, "test mail sent");
+    Ok(HttpResponse::Ok().json(TestMailSent {
+        to: to.to_string(),
+        server_answer: answer,
+    }))
+}
+
+fn rule_view(rule: MailRuleRecord, state: &AppState) -> RuleView {
+    RuleView {
+        id: rule.id,
+        name: rule.name,
+        events: rule.events,
+        recipients: rule.recipients,
+        enabled: rule.enabled,
+        created_by: rule.created_by,
+        created_at: show(rule.created_at, state.tz),
+        updated_at: show(rule.updated_at, state.tz),
+    }
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("name", "1 to 100 printable characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_recipients(list: &[String]) -> Result<Vec<String>, ApiError> {
+    if list.is_empty() || list.len() > MAX_RECIPIENTS {
+        return Err(ApiError::invalid(
+            "recipients",
+            format!("1 to {MAX_RECIPIENTS} addresses"),
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            parse_mailbox(a)
+                .map(|m| m.to_string())
+                .map_err(|reason| ApiError::invalid(format!("recipients[{i}]"), reason))
+        })
+        .collect()
+}
+
+async fn found_rule(state: &AppState, id: &str) -> Result<MailRuleRecord, ApiError> {
+    state
+        .store
+        .mail_rule(id)
+        .await?
+        .ok_or(ApiError::NotFound("mail rule"))
+}
+
+/// Every mail rule.
+#[utoipa::path(
+    get, path = "/v1/notifications/rules", tag = "notifications",
+    responses(
+        (status = 200, description = "The rules", body = [RuleView]),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn list_rules(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let rules: Vec<RuleView> = state
+        .store
+        .mail_rules()
+        .await?
+        .into_iter()
+        .map(|r| rule_view(r, &state))
+        .collect();
+    Ok(HttpResponse::Ok().json(rules))
+}
+
+/// Add a rule: from now on, events of its types are mailed to its addresses.
+#[utoipa::path(
+    post, path = "/v1/notifications/rules", tag = "notifications",
+    request_body = RuleInput,
+    responses(
+        (status = 201, description = "Made", body = RuleView),
+        (status = 400, response = error::BadRequest),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn create_rule(
+    state: web::Data<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<RuleInput>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let name = check_name(input.name.as_deref().unwrap_or_default())?;
+    let events = check_events(&input.events.unwrap_or_default())?;
+    let recipients = check_recipients(&input.recipients.unwrap_or_default())?;
+    let rule = state
+        .store
+        .create_mail_rule(
+            &name,
+            &events,
+            &recipients,
+            input.enabled.unwrap_or(true),
+            &caller.label(),
+        )
+        .await?;
+    state.events.record(
+        "mail_rule.created",
+        Some(&caller.label()),
+        json!({"rule_id": rule.id, "events": rule.events}),
+    );
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/v1/notifications/rules/{}", rule.id),
+        ))
+        .json(rule_view(rule, &state)))
+}
+
+/// One rule.
+#[utoipa::path(
+    get, path = "/v1/notifications/rules/{id}", tag = "notifications",
+    params(("id" = String, Path, description = "The rule's id")),
+    responses(
+        (status = 200, description = "The rule", body = RuleView),
+        (status = 404, response = error::NotFound),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn get_rule(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let rule = found_rule(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(rule_view(rule, &state)))
+}
+
+/// Change a rule; fields left out keep their value.
+#[utoipa::path(
+    put, path = "/v1/notifications/rules/{id}", tag = "notifications",
+    params(("id" = String, Path, description = "The rule's id")),
+    request_body = RuleInput,
+    responses(
+        (status = 200, description = "The rule now", body = RuleView),
+        (status = 400, response = error::BadRequest),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn update_rule(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    JsonBody(input): JsonBody<RuleInput>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let mut rule = found_rule(&state, &id).await?;
+    if let Some(name) = &input.name {
+        rule.name = check_name(name)?;
+    }
+    if let Some(events) = &input.events {
+        rule.events = check_events(events)?;
+    }
+    if let Some(recipients) = &input.recipients {
+        rule.recipients = check_recipients(recipients)?;
+    }
+    if let Some(enabled) = input.enabled {
+        rule.enabled = enabled;
+    }
+    if !state.store.update_mail_rule(&rule).await? {
+        return Err(ApiError::NotFound("mail rule"));
+    }
+    let rule = found_rule(&state, &id).await?;
+    state.events.record(
+        "mail_rule.changed",
+        Some(&caller.label()),
+        json!({"rule_id": rule.id}),
+    );
+    Ok(HttpResponse::Ok().json(rule_view(rule, &state)))
+}
+
+/// Delete a rule; mails it already queued still go.
+#[utoipa::path(
+    delete, path = "/v1/notifications/rules/{id}", tag = "notifications",
+    params(("id" = String, Path, description = "The rule's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, response = error::NotFound),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn delete_rule(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    if !state.store.delete_mail_rule(&id).await? {
+        return Err(ApiError::NotFound("mail rule"));
+    }
+    state.events.record(
+        "mail_rule.deleted",
+        Some(&caller.label()),
+        json!({"rule_id": id.as_str()}),
+    );
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn mail_view(mail: MailRecord, state: &AppState) -> MailView {
+    MailView {
+        id: mail.id,
+        event: mail.kind,
+        rule_id: mail.rule_id,
+        recipients: mail.recipients,
+        subject: mail.subject,
+        text: mail.text,
+        next_attempt_at: (mail.status == "pending").then(|| show(mail.next_at, state.tz)),
+        status: mail.status,
+        attempts: mail.attempts,
+        created_at: show(mail.created_at, state.tz),
+        sent_at: show_opt(mail.sent_at, state.tz),
+        last_error: mail.last_error,
+    }
+}
+
+/// The queued mails, newest first.
+#[utoipa::path(
+    get, path = "/v1/notifications/mails", tag = "notifications",
+    params(MailQuery),
+    responses(
+        (status = 200, description = "A page of mails", body = MailPage),
+        (status = 400, response = error::BadRequest),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn list_mails(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<MailQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let query = query.into_inner();
+    if let Some(status) = &query.status
+        && !["pending", "sent", "failed"].contains(&status.as_str())
+    {
+        return Err(ApiError::invalid(
+            "status",
+            "must be `pending`, `sent` or `failed`",
+        ));
+    }
+    let limit = match query.limit {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw.parse().unwrap_or(0),
+    };
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let after = query
+        .cursor
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid("cursor", "not a cursor this service made"))
+        })
+        .transpose()?;
+    let mails = state
+        .store
+        .list_mails(query.status.as_deref(), after, limit)
+        .await?;
+    let next_cursor = (mails.len() == limit as usize)
+        .then(|| mails.last().map(|m| m.id.to_string()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(MailPage {
+        items: mails.into_iter().map(|m| mail_view(m, &state)).collect(),
+        next_cursor,
+    }))
+}
+
+async fn found_mail(state: &AppState, raw: &str) -> Result<MailRecord, ApiError> {
+    let id: i64 = raw.parse().map_err(|_| ApiError::NotFound("mail"))?;
+    state
+        .store
+        .mail(id)
+        .await?
+        .ok_or(ApiError::NotFound("mail"))
+}
+
+/// One mail.
+#[utoipa::path(
+    get, path = "/v1/notifications/mails/{id}", tag = "notifications",
+    params(("id" = i64, Path, description = "The mail's id")),
+    responses(
+        (status = 200, description = "The mail", body = MailView),
+        (status = 404, response = error::NotFound),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn get_mail(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let mail = found_mail(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(mail_view(mail, &state)))
+}
+
+/// Try a mail that failed (or waits for a retry) again now, with a new day of retries.
+#[utoipa::path(
+    post, path = "/v1/notifications/mails/{id}/retry", tag = "notifications",
+    params(("id" = i64, Path, description = "The mail's id")),
+    responses(
+        (status = 202, description = "Due again", body = MailView),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn retry_mail(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    let mail = found_mail(&state, &id).await?;
+    if !state.store.retry_mail(mail.id).await? {
+        return Err(ApiError::Conflict {
+            field: None,
+            detail: "the mail was sent already".into(),
+        });
+    }
+    let mail = found_mail(&state, &id).await?;
+    Ok(HttpResponse::Accepted().json(mail_view(mail, &state)))
+}

@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::api::{self, AppState};
 use crate::auth::{TokenKeys, hash_password, random_hex, random_password};
 use crate::config::Config;
+use crate::credit::Credit;
 use crate::dispatch::fleet::Fleet;
 use crate::dispatch::{SendingControl, SendingSettings, journal};
 use crate::domain::ModuleSet;
@@ -37,6 +38,7 @@ pub struct Application {
     fleet: Arc<Fleet>,
     schedule: tokio::task::JoinHandle<()>,
     summary: tokio::task::JoinHandle<()>,
+    credit: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
     feed: tokio::task::JoinHandle<()>,
     suppressions: tokio::task::JoinHandle<()>,
@@ -174,6 +176,8 @@ impl Application {
             node.clone(),
             clock.clone(),
         ));
+        let credit = Arc::new(Credit::new(store.clone(), fleet.clone()));
+        let credit_task = credit.clone().spawn(node.clone(), tz, clock.clone());
 
         let webhooks = crate::notify::webhooks::spawn(store.clone(), config.webhook_retry_ms);
         let (feed, feed_task) = crate::notify::feed::Feed::spawn(store.clone());
@@ -193,6 +197,7 @@ impl Application {
             loads,
             feed,
             suppressions,
+            credit,
         });
 
         let listener = TcpListener::bind(&config.listen)
@@ -252,6 +257,7 @@ impl Application {
             fleet,
             schedule,
             summary,
+            credit: credit_task,
             webhooks,
             feed: feed_task,
             suppressions: suppressions_task,
@@ -279,6 +285,7 @@ impl Application {
         let result = self.server.await;
         self.schedule.abort();
         self.summary.abort();
+        self.credit.abort();
         self.webhooks.abort();
         self.feed.abort();
         self.suppressions.abort();

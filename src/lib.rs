@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod credit;
 pub mod dispatch;
 pub mod domain;
 pub mod eventlog;

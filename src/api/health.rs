@@ -49,7 +49,45 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Counters in the Prometheus text format: requests by status and duration, messages by state.
+/// Each modem's last balance read, when it was read, and whether its sending is paused.
+async fn render_credit(state: &AppState, out: &mut String) -> Result<(), ApiError> {
+    let mut balances = String::new();
+    let mut checked = String::new();
+    let mut paused = String::new();
+    for id in state.fleet.ids() {
+        if let Some(last) = state.store.last_balance(&id).await? {
+            let amount = last.check.amount.as_deref().unwrap_or("0");
+            let currency = last.check.currency.as_deref().unwrap_or("");
+            balances.push_str(&format!(
+                "pregonero_balance{{modem=\"{id}\",currency=\"{currency}\"}} {amount}\n"
+            ));
+            checked.push_str(&format!(
+                "pregonero_balance_checked_timestamp_seconds{{modem=\"{id}\"}} {}\n",
+                last.at / 1000
+            ));
+        }
+        let on = state.fleet.is_paused(&id).unwrap_or(false);
+        paused.push_str(&format!(
+            "pregonero_sending_paused{{modem=\"{id}\"}} {}\n",
+            u8::from(on)
+        ));
+    }
+    out.push_str("# HELP pregonero_balance The last balance read of each modem's line.\n");
+    out.push_str("# TYPE pregonero_balance gauge\n");
+    out.push_str(&balances);
+    out.push_str("# HELP pregonero_balance_checked_timestamp_seconds When it was read.\n");
+    out.push_str("# TYPE pregonero_balance_checked_timestamp_seconds gauge\n");
+    out.push_str(&checked);
+    out.push_str(
+        "# HELP pregonero_sending_paused 1 while a modem's sending is paused (low balance).\n",
+    );
+    out.push_str("# TYPE pregonero_sending_paused gauge\n");
+    out.push_str(&paused);
+    Ok(())
+}
+
+/// Counters in the Prometheus text format: requests by status and duration, messages by state,
+/// each modem's balance.
 #[utoipa::path(
     get, path = "/metrics", tag = "service",
     responses(
@@ -73,6 +111,7 @@ pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
             status.as_str()
         ));
     }
+    render_credit(&state, &mut out).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out))

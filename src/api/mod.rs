@@ -67,6 +67,8 @@ pub struct AppState {
     pub feed: crate::notify::feed::Feed,
     /// The numbers that get no messages.
     pub suppressions: Arc<crate::optout::SuppressionList>,
+    /// Balance checks of the modems' prepaid lines.
+    pub credit: Arc<crate::credit::Credit>,
 }
 
 /// Mounts every route, Swagger UI and the error handlers for malformed input.

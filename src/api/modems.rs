@@ -17,6 +17,7 @@ use crate::dispatch::fleet::{FleetError, ModemStatus, SIM_PORT};
 use crate::domain::{Module, PhoneNumber};
 use crate::modem::pdu::{SubmitOptions, encode_submit};
 use crate::modem::session::Registration;
+use crate::modem::simulator::UssdShape;
 use crate::modem::transport::{self, PortSettings};
 
 /// How long a test message may take on the air, each segment.
@@ -195,6 +196,17 @@ pub struct SimulatedInbound {
     pub text: Option<String>,
 }
 
+/// What the simulated modem's operator answers USSD requests with.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedUssd {
+    /// The answer; null makes the network answer that USSD is not supported.
+    #[schema(example = "Tu saldo es Bs 25,50 vigente hasta 31/12/2026")]
+    pub text: Option<String>,
+    /// How the modem writes it: `plain`, `packed` (GSM 7-bit hex, the default) or `ucs2`.
+    pub shape: Option<UssdShape>,
+}
+
 /// One AT exchange.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExchangeView {
@@ -242,10 +254,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(post(
             "/v1/modems/{id}/simulator/inbound",
             web::post().to(simulate_inbound),
+        ))
+        .service(post(
+            "/v1/modems/{id}/simulator/ussd",
+            web::post().to(simulate_ussd),
         ));
 }
 
-fn fleet_error(err: FleetError) -> ApiError {
+/// The answer for a fleet request that failed.
+pub(super) fn fleet_error(err: FleetError) -> ApiError {
     match err {
         FleetError::Unknown => ApiError::NotFound("modem"),
         FleetError::Disconnected => ApiError::Conflict {
@@ -256,6 +273,8 @@ fn fleet_error(err: FleetError) -> ApiError {
             field: None,
             detail: "this modem is a real one; only the simulator can be told to receive".into(),
         },
+        FleetError::Modem(err) => ApiError::Upstream(format!("the modem failed: {err}")),
+        FleetError::Ussd(words) => ApiError::Upstream(words),
         FleetError::Journal(reason) => ApiError::Internal(anyhow::anyhow!(reason)),
         FleetError::Store(err) => err.into(),
     }
@@ -670,4 +689,41 @@ pub async fn simulate_inbound(
         None => sim.ring(from.as_str(), now),
     });
     Ok(HttpResponse::Accepted().json(json!({"accepted": true})))
+}
+
+/// Set what the built-in simulated modem's operator answers USSD requests (balance checks)
+/// with, and how the modem writes the answer. Real modems answer 409.
+#[utoipa::path(
+    post, path = "/v1/modems/{id}/simulator/ussd", tag = "modems",
+    params(("id" = String, Path, description = "The modem's id")),
+    request_body = SimulatedUssd,
+    responses(
+        (status = 200, description = "Set"),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 422, response = error::Invalid),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn simulate_ussd(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    JsonBody(body): JsonBody<SimulatedUssd>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Module::Admin)?;
+    if let Some(text) = &body.text
+        && (text.is_empty() || text.chars().count() > 182)
+    {
+        return Err(ApiError::invalid(
+            "text",
+            "a USSD answer has 1 to 182 characters",
+        ));
+    }
+    let simulator = state.fleet.simulator(&id).await.map_err(fleet_error)?;
+    let shape = body.shape.unwrap_or_default();
+    simulator.with_simulator(|sim, _| sim.set_ussd_answer(body.text.clone(), shape));
+    Ok(HttpResponse::Ok().json(json!({"text": body.text, "shape": shape})))
 }

@@ -5,21 +5,24 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
 
 use super::inbound::Inbound;
 use super::journal::Ledger;
 use super::{SendingControl, Worker, spawn_worker};
 use crate::domain::Region;
 use crate::eventlog::EventLog;
-use crate::modem::actor::{Exchange, ModemHandle};
+use crate::modem::actor::{Exchange, ModemError, ModemHandle};
+use crate::modem::at::Urc;
 use crate::modem::session::{self, Identity, NetworkStatus};
 use crate::modem::simulated::SimulatedModem;
 use crate::modem::simulator::SimConfig;
 use crate::modem::transport::PortSettings;
+use crate::modem::ussd::{self, UssdAnswer, UssdStatus};
 use crate::store::{Store, StoreError, now_ms};
 
 /// The port name that stands for the built-in simulated modem.
@@ -69,6 +72,12 @@ struct Slot {
     status: Arc<std::sync::RwLock<ModemStatus>>,
     /// The modem's journal, opened at its first connection and kept across reconnections.
     ledger: std::sync::Mutex<Option<Ledger>>,
+    /// Who waits for the answer to the USSD request under way.
+    ussd_reply: Arc<std::sync::Mutex<Option<oneshot::Sender<String>>>>,
+    /// One USSD request at a time: the network keeps one session a line.
+    ussd_turn: Mutex<()>,
+    /// Whether sending from this modem is paused (its balance ran low).
+    paused: Arc<AtomicBool>,
 }
 
 struct Running {
@@ -129,6 +138,9 @@ impl Fleet {
                     running: Mutex::new(None),
                     status: Arc::new(std::sync::RwLock::new(status)),
                     ledger: std::sync::Mutex::new(None),
+                    ussd_reply: Arc::default(),
+                    ussd_turn: Mutex::new(()),
+                    paused: Arc::default(),
                 };
                 (id, Arc::new(slot))
             })
@@ -322,6 +334,102 @@ impl Fleet {
         Ok(settings)
     }
 
+    /// Asks the network `code` (`*105#`) by USSD through modem `id` and waits for the answer,
+    /// at most `wait`. A session the network leaves open (a menu) is closed after.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown or disconnected modem, a modem that refuses the request, no answer
+    /// in time, or an answer that says the request failed.
+    pub async fn ask_ussd(
+        &self,
+        id: &str,
+        code: &str,
+        packed: bool,
+        wait: Duration,
+    ) -> Result<UssdAnswer, FleetError> {
+        let slot = self.slot(id)?;
+        let _turn = slot.ussd_turn.lock().await;
+        let modem = self.handle(id).await?;
+        let (reply, answer) = oneshot::channel();
+        *slot.ussd_reply.lock().unwrap_or_else(|e| e.into_inner()) = Some(reply);
+        let request = ussd::request(code, packed);
+        modem
+            .command(&request, &[], Duration::from_secs(10))
+            .await
+            .map_err(FleetError::Modem)?;
+        let raw = match tokio::time::timeout(wait, answer).await {
+            Ok(Ok(raw)) => raw,
+            _ => {
+                slot.ussd_reply
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                // Whatever the network is still doing, the session ends here.
+                let _ = modem
+                    .command("AT+CUSD=2", &[], Duration::from_secs(5))
+                    .await;
+                return Err(FleetError::Ussd(format!(
+                    "the network did not answer {code} within {} s",
+                    wait.as_secs()
+                )));
+            }
+        };
+        let answer = ussd::parse(&raw).map_err(|e| FleetError::Ussd(e.to_string()))?;
+        match answer.status {
+            UssdStatus::MoreWanted => {
+                let _ = modem
+                    .command("AT+CUSD=2", &[], Duration::from_secs(5))
+                    .await;
+            }
+            UssdStatus::NotSupported => {
+                return Err(FleetError::Ussd(format!(
+                    "the network does not support {code} on this line"
+                )));
+            }
+            UssdStatus::NetworkTimeout => {
+                return Err(FleetError::Ussd(format!(
+                    "the network gave up on {code} (timeout)"
+                )));
+            }
+            UssdStatus::OtherClient => {
+                return Err(FleetError::Ussd(
+                    "another client answered the request".into(),
+                ));
+            }
+            UssdStatus::Done | UssdStatus::Terminated => {}
+        }
+        Ok(answer)
+    }
+
+    /// Pauses or resumes sending from modem `id`; the message on the air finishes first.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id.
+    pub fn set_paused(&self, id: &str, paused: bool) -> Result<(), FleetError> {
+        self.slot(id)?.paused.store(paused, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether sending from modem `id` is paused.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id.
+    pub fn is_paused(&self, id: &str) -> Result<bool, FleetError> {
+        Ok(self.slot(id)?.paused.load(Ordering::Acquire))
+    }
+
+    /// Whether modem `id` is sending a message now.
+    ///
+    /// # Errors
+    ///
+    /// Fails for an unknown id.
+    pub fn is_busy(&self, id: &str) -> Result<bool, FleetError> {
+        Ok(read(&self.slot(id)?.status).busy)
+    }
+
     fn slot(&self, id: &str) -> Result<Arc<Slot>, FleetError> {
         self.slots.get(id).cloned().ok_or(FleetError::Unknown)
     }
@@ -352,7 +460,7 @@ impl Fleet {
         } else {
             (None, ModemHandle::spawn(settings))
         };
-        let worker = Arc::new(Worker::default());
+        let worker = Arc::new(Worker::with_pause(slot.paused.clone()));
         {
             let mut status = write(&slot.status);
             status.enabled = true;
@@ -369,8 +477,20 @@ impl Fleet {
         )));
         tokio::spawn({
             let (modem, inbound) = (modem.clone(), inbound.clone());
+            let ussd_reply = slot.ussd_reply.clone();
             async move {
                 while let Some(urc) = urcs.recv().await {
+                    if let Urc::Ussd { raw } = urc {
+                        // The answer goes to whoever asked; one nobody waits for is dropped.
+                        let waiter = ussd_reply.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        match waiter {
+                            Some(waiter) => {
+                                let _ = waiter.send(raw);
+                            }
+                            None => tracing::debug!("USSD answer nobody asked for"),
+                        }
+                        continue;
+                    }
                     inbound.lock().await.handle(&modem, urc).await;
                 }
             }
@@ -416,6 +536,12 @@ pub enum FleetError {
     /// The modem is a real one.
     #[error("the modem is not simulated")]
     NotSimulated,
+    /// The modem failed a request.
+    #[error(transparent)]
+    Modem(ModemError),
+    /// A USSD request got no usable answer; the words say why.
+    #[error("{0}")]
+    Ussd(String),
     /// The modem's journal could not be opened, so it may not send.
     #[error("the modem's journal could not be opened: {0}")]
     Journal(String),

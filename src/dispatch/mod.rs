@@ -197,9 +197,25 @@ pub struct Worker {
     stopped: AtomicBool,
     busy: AtomicBool,
     idle: Notify,
+    /// Set while its modem may not begin new messages (its balance ran low); shared with the
+    /// modem's slot, so it outlives reconnections.
+    paused: Arc<AtomicBool>,
 }
 
 impl Worker {
+    /// A worker that begins nothing new while `paused` is set.
+    pub fn with_pause(paused: Arc<AtomicBool>) -> Worker {
+        Worker {
+            paused,
+            ..Worker::default()
+        }
+    }
+
+    /// Whether it may not begin new messages.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
     /// Asks the worker to stop once the message in hand is done.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
@@ -254,7 +270,10 @@ pub fn spawn_worker(
         };
         loop {
             // A message begun is finished even after a stop; nothing new is begun.
-            let claiming = !worker.is_stopped() && control.may_send_now() && run.modem.is_ready();
+            let claiming = !worker.is_stopped()
+                && !worker.is_paused()
+                && control.may_send_now()
+                && run.modem.is_ready();
             if !claiming {
                 run.release_ahead().await;
             }

@@ -3,6 +3,7 @@
 //! here; every value is checked once, in its `parse`, so the rest of the service only ever sees
 //! valid ones.
 
+mod balance;
 pub mod gsm7;
 mod language;
 mod message;
@@ -13,6 +14,7 @@ mod template;
 mod text;
 mod window;
 
+pub use balance::{Balance, parse as parse_balance};
 pub use language::Language;
 pub use message::{Channel, MessageStatus};
 pub use module::{Module, ModuleSet};

@@ -11,3 +11,4 @@ pub mod session;
 pub mod simulated;
 pub mod simulator;
 pub mod transport;
+pub mod ussd;

@@ -30,6 +30,36 @@ pub struct SimConfig {
     pub failing_numbers: HashMap<String, u16>,
     /// The signal `+CSQ` reports (0–31).
     pub signal: u8,
+    /// What the operator answers a USSD request with; `None` answers `+CUSD: 4` (not
+    /// supported).
+    pub ussd_answer: Option<String>,
+    /// How the modem hands that answer back.
+    pub ussd_shape: UssdShape,
+    /// Milliseconds from `AT+CUSD` to the `+CUSD` answer (the network's round trip).
+    pub ussd_delay_ms: u64,
+}
+
+/// How a modem writes a USSD answer's text in `+CUSD`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum UssdShape {
+    /// As text, with scheme 15.
+    Plain,
+    /// As the hex of packed GSM 7-bit septets, with scheme 15: the E303's habit.
+    #[default]
+    Packed,
+    /// As the hex of UCS-2, with scheme 72.
+    Ucs2,
 }
 
 impl Default for SimConfig {
@@ -39,6 +69,9 @@ impl Default for SimConfig {
             report_delay_ms: 2_000,
             failing_numbers: HashMap::new(),
             signal: 20,
+            ussd_answer: Some("Tu saldo es Bs 25,50 vigente hasta 31/12/2026".into()),
+            ussd_shape: UssdShape::Packed,
+            ussd_delay_ms: 1_000,
         }
     }
 }
@@ -87,6 +120,8 @@ pub struct Simulator {
     sent: Vec<(String, String)>,
     /// Segments accepted since the start, however many `sent` still holds.
     accepted: u64,
+    /// The USSD codes asked, decoded, in order.
+    ussd_asked: Vec<String>,
 }
 
 impl Simulator {
@@ -109,6 +144,7 @@ impl Simulator {
             scheduled: Vec::new(),
             sent: Vec::new(),
             accepted: 0,
+            ussd_asked: Vec::new(),
         }
     }
 
@@ -228,6 +264,17 @@ impl Simulator {
         self.accepted
     }
 
+    /// Sets what the operator answers USSD requests with, and how the modem writes it.
+    pub fn set_ussd_answer(&mut self, answer: Option<String>, shape: UssdShape) {
+        self.config.ussd_answer = answer;
+        self.config.ussd_shape = shape;
+    }
+
+    /// The USSD codes asked so far, decoded (`*105#`), oldest first.
+    pub fn ussd_asked(&self) -> &[String] {
+        &self.ussd_asked
+    }
+
     /// The recipients and PDUs of the segments accepted so far (the latest 100,000).
     pub fn sent(&self) -> &[(String, String)] {
         &self.sent
@@ -288,6 +335,10 @@ impl Simulator {
                     }
                     _ => "\r\n+CMS ERROR: 304\r\n".to_owned(),
                 }
+            }
+            "AT+CUSD=2" => ok(""),
+            _ if upper.starts_with("AT+CUSD=1,") => {
+                self.ussd(&command["AT+CUSD=1,".len()..], now_ms)
             }
             _ if upper.starts_with("AT+CMGL=") => self.list(&upper["AT+CMGL=".len()..]),
             _ if upper.starts_with("AT+CMGR=") => self.read_one(&upper["AT+CMGR=".len()..]),
@@ -410,6 +461,36 @@ impl Simulator {
             }
             Err(_) => "\r\n+CMS ERROR: 321\r\n".to_owned(),
         }
+    }
+
+    /// `AT+CUSD=1,"<code>",<dcs>`: `OK` now, the operator's answer as `+CUSD` a moment later.
+    /// The code may come as text or packed, as the gateway chooses.
+    fn ussd(&mut self, args: &str, now_ms: u64) -> String {
+        let code = args.split(',').next().unwrap_or_default().trim_matches('"');
+        let asked = if code.starts_with('*') || code.starts_with('#') {
+            code.to_owned()
+        } else {
+            super::ussd::unpack_hex(code).unwrap_or_else(|| code.to_owned())
+        };
+        self.ussd_asked.push(asked);
+        keep_recent(&mut self.ussd_asked);
+        let line = match &self.config.ussd_answer {
+            None => "\r\n+CUSD: 4\r\n".to_owned(),
+            Some(text) => {
+                let (body, dcs) = match self.config.ussd_shape {
+                    UssdShape::Plain => (text.clone(), 15),
+                    UssdShape::Packed => (super::ussd::pack_hex(text), 15),
+                    UssdShape::Ucs2 => (
+                        text.encode_utf16().map(|u| format!("{u:04X}")).collect(),
+                        72,
+                    ),
+                };
+                format!("\r\n+CUSD: 0,\"{body}\",{dcs}\r\n")
+            }
+        };
+        let at = now_ms + self.config.ussd_delay_ms;
+        self.emit(at, line.into_bytes());
+        ok("")
     }
 
     fn say(&mut self, now_ms: u64, text: &str) {

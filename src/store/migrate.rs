@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0009_mail.sql"),
         postgres: include_str!("../../migrations/postgres/0009_mail.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_balances.sql",
+        sqlite: include_str!("../../migrations/sqlite/0010_balances.sql"),
+        postgres: include_str!("../../migrations/postgres/0010_balances.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

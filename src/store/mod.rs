@@ -6,6 +6,7 @@
 //! is what lets the API answer 2xx only for messages that a power cut cannot take back.
 
 mod api_keys;
+mod balances;
 mod counters;
 mod dispatch;
 mod events;
@@ -29,6 +30,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use balances::{BalanceCheckRecord, NewBalanceCheck};
 pub use counters::SegmentCounter;
 pub use dispatch::{Progress, REVIEW_NOTE, Recovered, Report, ReportEffect};
 pub(crate) use events::event_on;

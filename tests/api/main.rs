@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 #[path = "../common/mod.rs"]
 mod common;
+mod credit;
 mod errors;
 mod events;
 mod health;

@@ -9,7 +9,7 @@ mod address;
 mod deliver;
 mod network;
 mod reader;
-mod septets;
+pub(crate) mod septets;
 mod submit;
 
 pub use address::{Address, AddressKind};

@@ -3,7 +3,7 @@
 //! starts at the next septet boundary, so `fill` bits are skipped first.
 
 /// Packs `septets` after `fill` zero bits.
-pub(super) fn pack(septets: &[u8], fill: usize) -> Vec<u8> {
+pub(crate) fn pack(septets: &[u8], fill: usize) -> Vec<u8> {
     let bits = fill + septets.len() * 7;
     let mut out = vec![0u8; bits.div_ceil(8)];
     for (i, &septet) in septets.iter().enumerate() {
@@ -19,7 +19,7 @@ pub(super) fn pack(septets: &[u8], fill: usize) -> Vec<u8> {
 }
 
 /// Reads `count` septets after `fill` bits; `None` when the octets are too few.
-pub(super) fn unpack(octets: &[u8], count: usize, fill: usize) -> Option<Vec<u8>> {
+pub(crate) fn unpack(octets: &[u8], count: usize, fill: usize) -> Option<Vec<u8>> {
     let needed = (fill + count * 7).div_ceil(8);
     if octets.len() < needed {
         return None;

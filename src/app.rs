@@ -179,9 +179,20 @@ impl Application {
         let credit = Arc::new(Credit::new(store.clone(), fleet.clone()));
         let credit_task = credit.clone().spawn(node.clone(), tz, clock.clone());
 
-        let webhooks = crate::notify::webhooks::spawn(store.clone(), config.webhook_retry_ms);
+        // POSTs and mails this node had under way when it stopped go again now.
+        let (deliveries, mails) = store.release_claims(&node).await?;
+        if deliveries + mails > 0 {
+            tracing::warn!(
+                deliveries,
+                mails,
+                "notifications interrupted by the last stop resumed"
+            );
+        }
+        let webhooks =
+            crate::notify::webhooks::spawn(store.clone(), config.webhook_retry_ms, node.clone());
         let (feed, feed_task) = crate::notify::feed::Feed::spawn(store.clone());
-        let mail = crate::notify::mail::spawn(store.clone(), tz, config.mail_retry_ms);
+        let mail =
+            crate::notify::mail::spawn(store.clone(), tz, config.mail_retry_ms, node.clone());
 
         let state = web::Data::new(AppState {
             writer: MessageWriter::spawn(store.clone()),

@@ -1,8 +1,12 @@
 //! Durability: the real binary is killed with SIGKILL while messages pour in, and every message
-//! it answered 2xx for is there after a restart; and killed while a segment is on the air, that
-//! message is held for review, never sent again.
+//! it answered 2xx for is there after a restart; killed while a segment is on the air, that
+//! message is held for review, never sent again; and killed while a webhook POST is under way or
+//! a mail waits for its server, the event is delivered and the mail sent after the restart, once.
 
 mod common;
+#[allow(dead_code)]
+#[path = "common/smtp.rs"]
+mod smtp;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -271,5 +275,197 @@ async fn held_for_review_after_a_kill(second: &str) {
         .filter(|e| e["text"].as_str().unwrap().starts_with("AT+CMGS="))
         .count();
     assert_eq!(sends, 1, "{trace}");
+    child.kill();
+}
+
+/// A webhook receiver on loopback that hangs on every request while `hang` is set, and notes
+/// each request's event id and whether it was answered 200.
+struct Receiver {
+    url: String,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>,
+}
+
+async fn receiver() -> Receiver {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use std::sync::atomic::Ordering;
+
+    let hang = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let got: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>> = Default::default();
+    let (hang_in, got_in) = (hang.clone(), got.clone());
+    let server = HttpServer::new(move || {
+        let (hang, got) = (hang_in.clone(), got_in.clone());
+        App::new().default_service(web::to(move |req: HttpRequest| {
+            let (hang, got) = (hang.clone(), got.clone());
+            async move {
+                let id = req
+                    .headers()
+                    .get("pregonero-event-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let hanging = hang.load(Ordering::SeqCst);
+                got.lock().unwrap().push((id, !hanging));
+                if hanging {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+                HttpResponse::Ok().finish()
+            }
+        }))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    Receiver {
+        url: format!("http://127.0.0.1:{port}/hook"),
+        hang,
+        got,
+    }
+}
+
+async fn admin_post(client: &Client, base: &str, token: &str, path: &str, body: Value) -> Value {
+    let res = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn a_delivery_cut_short_by_a_kill_is_made_after_the_restart_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new();
+    let rx = receiver().await;
+
+    let mut child = start(dir.path(), &url, port);
+    wait_healthy(&client, &base).await;
+    let token = token(&client, &base).await;
+    admin_post(
+        &client,
+        &base,
+        &token,
+        "/v1/webhooks",
+        json!({"url": rx.url, "events": ["sms.received"]}),
+    )
+    .await;
+    admin_post(
+        &client,
+        &base,
+        &token,
+        "/v1/modems/modem-1/simulator/inbound",
+        json!({"from": "+59171234567", "text": "Ya pagué"}),
+    )
+    .await;
+
+    // The POST is under way (the receiver holds it) when the gateway dies.
+    for _ in 0..200 {
+        if !rx.got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = rx.got.lock().unwrap().clone();
+    assert_eq!(first.len(), 1, "the delivery never started");
+    child.kill();
+
+    rx.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut child = start(dir.path(), &url, port);
+    wait_healthy(&client, &base).await;
+    for _ in 0..200 {
+        if rx.got.lock().unwrap().iter().any(|(_, ok)| *ok) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A moment more, for a second delivery that must not come.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let got = rx.got.lock().unwrap().clone();
+    let answered: Vec<&(String, bool)> = got.iter().filter(|(_, ok)| *ok).collect();
+    assert_eq!(
+        answered.len(),
+        1,
+        "delivered once after the restart: {got:?}"
+    );
+    assert_eq!(answered[0].0, first[0].0, "the same event");
+    child.kill();
+}
+
+#[tokio::test]
+async fn mails_queued_before_a_kill_go_once_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let port = free_port();
+    let smtp_port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new();
+    let env = [("PREGONERO_MAIL_RETRY_MS", "200")];
+
+    let mut child = start_with(dir.path(), &url, port, &env);
+    wait_healthy(&client, &base).await;
+    let token = token(&client, &base).await;
+    let res = client
+        .put(format!("{base}/v1/notifications/email"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"host": "127.0.0.1", "port": smtp_port, "security": "none",
+                      "from": "avisos@coop.bo"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    admin_post(
+        &client,
+        &base,
+        &token,
+        "/v1/notifications/rules",
+        json!({"name": "respuestas", "events": ["sms.received"], "recipients": ["cobranzas@coop.bo"]}),
+    )
+    .await;
+    admin_post(
+        &client,
+        &base,
+        &token,
+        "/v1/modems/modem-1/simulator/inbound",
+        json!({"from": "+59171234567", "text": "¿Cuánto debo?"}),
+    )
+    .await;
+    // The SMTP server is down: the mail waits, tried and failed.
+    let mut tried = false;
+    for _ in 0..200 {
+        let page: Value = client
+            .get(format!("{base}/v1/notifications/mails"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["items"][0]["attempts"].as_i64() >= Some(1) {
+            tried = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tried, "the mail was never tried");
+    child.kill();
+
+    let smtp = smtp::SmtpServer::start_on(smtp_port, smtp::SmtpOptions::default());
+    let mut child = start_with(dir.path(), &url, port, &env);
+    wait_healthy(&client, &base).await;
+    let mails = smtp.wait_for(1).await;
+    assert_eq!(mails[0]["subject"], "SMS recibido de +59171234567");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(smtp.mails().len(), 1, "sent once");
     child.kill();
 }

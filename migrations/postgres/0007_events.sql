@@ -37,7 +37,8 @@ CREATE TABLE webhook_deliveries (
     created_at BIGINT NOT NULL,
     delivered_at BIGINT,
     last_status BIGINT,
-    last_error TEXT
+    last_error TEXT,
+    claimed_by TEXT
 );
 
 -- A webhook's claims read only its own due rows, however many another (dead) receiver has

@@ -34,7 +34,8 @@ CREATE TABLE mails (
     created_at BIGINT NOT NULL,
     first_failed_at BIGINT,
     sent_at BIGINT,
-    last_error TEXT
+    last_error TEXT,
+    claimed_by TEXT
 );
 
 CREATE UNIQUE INDEX mails_per_event ON mails (event_seq, rule_id);

@@ -27,12 +27,12 @@ const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// Events written into mails in one go at most.
 const FAN_OUT_BATCH: u32 = 100;
 
-/// Starts the fan-out and the sender.
-pub fn spawn(store: Store, tz: Tz, retry_ms: u64) -> tokio::task::JoinHandle<()> {
+/// Starts the fan-out and the sender; `node` names this node in its claims.
+pub fn spawn(store: Store, tz: Tz, retry_ms: u64, node: String) -> tokio::task::JoinHandle<()> {
     let retry_ms = i64::try_from(retry_ms).unwrap_or(i64::MAX).max(1);
     tokio::spawn(async move {
         let _fan = super::AbortOnDrop(tokio::spawn(fan_out(store.clone(), tz)));
-        send(store, retry_ms).await;
+        send(store, retry_ms, node).await;
     })
 }
 
@@ -93,7 +93,7 @@ async fn fan_out_once(store: &Store, tz: Tz) -> Result<usize, crate::store::Stor
 }
 
 /// Sends due mails while email is set up and on.
-async fn send(store: Store, retry_ms: i64) {
+async fn send(store: Store, retry_ms: i64, node: String) {
     loop {
         let settings = match EmailSettings::load(&store).await {
             Ok(Some(s)) if s.enabled => s,
@@ -107,7 +107,7 @@ async fn send(store: Store, retry_ms: i64) {
                 continue;
             }
         };
-        let mail = match store.claim_mails(1, LEASE_MS).await {
+        let mail = match store.claim_mails(1, LEASE_MS, &node).await {
             Ok(mut due) if !due.is_empty() => due.remove(0),
             Ok(_) => {
                 tokio::time::sleep(LOOK_EVERY).await;

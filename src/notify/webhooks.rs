@@ -68,8 +68,10 @@ pub fn body(delivery: &DueDelivery) -> String {
     super::event_json(&delivery.event)
 }
 
-/// Starts the fan-out, the recorder and the supervisor of the webhooks' tasks.
-pub fn spawn(store: Store, retry_ms: u64) -> tokio::task::JoinHandle<()> {
+/// Starts the fan-out, the recorder and the supervisor of the webhooks' tasks; `node` names this
+/// node in its claims.
+pub fn spawn(store: Store, retry_ms: u64, node: String) -> tokio::task::JoinHandle<()> {
+    let node: Arc<str> = node.into();
     let retry_ms = i64::try_from(retry_ms).unwrap_or(i64::MAX);
     tokio::spawn(async move {
         let client = match reqwest::Client::builder()
@@ -88,7 +90,7 @@ pub fn spawn(store: Store, retry_ms: u64) -> tokio::task::JoinHandle<()> {
         let (wake, woken) = watch::channel(0_u64);
         let _fan = super::AbortOnDrop(tokio::spawn(fan_out(store.clone(), wake)));
         let _recorder = super::AbortOnDrop(tokio::spawn(recorder(store.clone(), outcomes)));
-        supervise(store, client, record, woken, retry_ms).await;
+        supervise(store, client, record, woken, retry_ms, node).await;
     })
 }
 
@@ -124,6 +126,7 @@ async fn supervise(
     record: mpsc::Sender<Attempted>,
     wake: watch::Receiver<u64>,
     retry_ms: i64,
+    node: Arc<str>,
 ) {
     // Dropping an entry (or the whole map, when this task stops) stops its task.
     let mut tasks: HashMap<String, (WebhookRecord, super::AbortOnDrop)> = HashMap::new();
@@ -160,6 +163,7 @@ async fn supervise(
                         record.clone(),
                         wake.clone(),
                         retry_ms,
+                        node.clone(),
                     ));
                     tasks.insert(id, (hook, super::AbortOnDrop(task)));
                 }
@@ -179,6 +183,7 @@ async fn serve(
     record: mpsc::Sender<Attempted>,
     wake: watch::Receiver<u64>,
     retry_ms: i64,
+    node: Arc<str>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let breaker = Arc::new(std::sync::Mutex::new(Breaker::new(retry_ms)));
@@ -203,7 +208,7 @@ async fn serve(
             1 + slots.available_permits()
         };
         let due = match store
-            .claim_deliveries(&hook.id, room as u32, LEASE_MS)
+            .claim_deliveries(&hook.id, room as u32, LEASE_MS, &node)
             .await
         {
             Ok(due) => due,

@@ -326,8 +326,9 @@ impl Store {
         Ok(events.len())
     }
 
-    /// Claims up to `limit` due deliveries of one webhook for `lease_ms`: no other claim gets
-    /// them until the lease ends or an outcome is recorded.
+    /// Claims up to `limit` due deliveries of one webhook for `lease_ms` on behalf of `node`: no
+    /// other claim gets them until the lease ends, an outcome is recorded, or `node` starts
+    /// again (see [`Store::release_claims`]).
     ///
     /// # Errors
     ///
@@ -337,6 +338,7 @@ impl Store {
         webhook_id: &str,
         limit: u32,
         lease_ms: i64,
+        node: &str,
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let now = now_ms();
         let ids: Vec<i64> = sqlx::query_scalar(&format!(
@@ -354,12 +356,13 @@ impl Store {
         let gate = self.write_gate().await;
         // Only rows still due are taken: of two nodes claiming at once, each row goes to one.
         let claimed: Vec<i64> = sqlx::query_scalar(&format!(
-            "UPDATE webhook_deliveries SET next_at = $1 \
+            "UPDATE webhook_deliveries SET next_at = $1, claimed_by = $3 \
              WHERE id IN ({}) AND status = 'pending' AND next_at <= $2 RETURNING id",
             list.join(",")
         ))
         .bind(now + lease_ms)
         .bind(now)
+        .bind(node)
         .fetch_all(self.pool())
         .await?;
         drop(gate);
@@ -634,6 +637,38 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Makes the deliveries and mails `node` had claimed when it stopped due again now: their
+    /// POSTs and SMTP conversations died with it. Run at start-up, before anything is claimed.
+    /// Returns how many deliveries and mails.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn release_claims(&self, node: &str) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let deliveries = sqlx::query(
+            "UPDATE webhook_deliveries SET next_at = $1, claimed_by = NULL \
+             WHERE status = 'pending' AND claimed_by = $2 AND next_at > $1",
+        )
+        .bind(now)
+        .bind(node)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let mails = sqlx::query(
+            "UPDATE mails SET next_at = $1, claimed_by = NULL \
+             WHERE status = 'pending' AND claimed_by = $2 AND next_at > $1",
+        )
+        .bind(now)
+        .bind(node)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((deliveries, mails))
     }
 
     /// Gives up every pending delivery made before `before` (ms): it becomes `dead`. Returns

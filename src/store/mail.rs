@@ -321,8 +321,8 @@ impl Store {
         Ok(queued)
     }
 
-    /// Claims up to `limit` due mails for `lease_ms`: no other claim gets them until the lease
-    /// ends or an outcome is recorded.
+    /// Claims up to `limit` due mails for `lease_ms` on behalf of `node`: no other claim gets
+    /// them until the lease ends, an outcome is recorded, or `node` starts again.
     ///
     /// # Errors
     ///
@@ -331,6 +331,7 @@ impl Store {
         &self,
         limit: u32,
         lease_ms: i64,
+        node: &str,
     ) -> Result<Vec<MailRecord>, StoreError> {
         let now = now_ms();
         let ids: Vec<i64> = sqlx::query_scalar(&format!(
@@ -346,12 +347,13 @@ impl Store {
         let list: Vec<String> = ids.iter().map(i64::to_string).collect();
         let _gate = self.write_gate().await;
         let rows = sqlx::query(&format!(
-            "UPDATE mails SET next_at = $1 \
+            "UPDATE mails SET next_at = $1, claimed_by = $3 \
              WHERE id IN ({}) AND status = 'pending' AND next_at <= $2 RETURNING {MAIL_COLUMNS}",
             list.join(",")
         ))
         .bind(now + lease_ms)
         .bind(now)
+        .bind(node)
         .fetch_all(self.pool())
         .await?;
         let mut mails = rows.iter().map(mail_from).collect::<Result<Vec<_>, _>>()?;

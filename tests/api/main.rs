@@ -18,6 +18,8 @@ mod modems;
 mod notifications;
 mod openapi;
 mod sending;
+#[path = "../common/smtp.rs"]
+mod smtp;
 mod suppressions;
 mod templates;
 mod users;

@@ -137,6 +137,10 @@ impl Application {
             journal_dir,
             modems,
         ));
+        // A modem paused for a low balance stays paused across the restart, from its first
+        // moment.
+        let credit = Arc::new(Credit::new(store.clone(), fleet.clone()));
+        credit.apply_pauses().await;
         fleet.start().await?;
 
         // A node is its machine and data folder: the same after a restart, apart from another
@@ -176,7 +180,6 @@ impl Application {
             node.clone(),
             clock.clone(),
         ));
-        let credit = Arc::new(Credit::new(store.clone(), fleet.clone()));
         let credit_task = credit.clone().spawn(node.clone(), tz, clock.clone());
 
         // POSTs and mails this node had under way when it stopped go again now.
@@ -191,8 +194,14 @@ impl Application {
         let webhooks =
             crate::notify::webhooks::spawn(store.clone(), config.webhook_retry_ms, node.clone());
         let (feed, feed_task) = crate::notify::feed::Feed::spawn(store.clone());
-        let mail =
-            crate::notify::mail::spawn(store.clone(), tz, config.mail_retry_ms, node.clone());
+        let mail_wake = Arc::new(tokio::sync::Notify::new());
+        let mail = crate::notify::mail::spawn(
+            store.clone(),
+            tz,
+            config.mail_retry_ms,
+            node.clone(),
+            mail_wake.clone(),
+        );
 
         let state = web::Data::new(AppState {
             writer: MessageWriter::spawn(store.clone()),
@@ -209,6 +218,7 @@ impl Application {
             feed,
             suppressions,
             credit,
+            mail_wake,
         });
 
         let listener = TcpListener::bind(&config.listen)

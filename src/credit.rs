@@ -374,8 +374,9 @@ impl Credit {
         if low {
             events.push(("balance.low", payload));
         }
-        let record = self.store.record_balance_check(&check, &events).await?;
+        // Paused (or resumed) first: a check the database then fails to keep still acts.
         self.fleet.set_paused(modem_id, paused)?;
+        let record = self.store.record_balance_check(&check, &events).await?;
         match (&failure, &check.amount) {
             (Some(err), _) => tracing::warn!(error = %err, "balance not read"),
             (None, Some(_)) => tracing::info!(low, paused, "balance checked"),
@@ -408,7 +409,17 @@ impl Credit {
         Ok(paused)
     }
 
-    /// Applies every modem's pause at start-up and starts each modem's daily check.
+    /// Pauses every modem whose last balance is under its threshold (and that should pause):
+    /// at start-up, before the modems begin.
+    pub async fn apply_pauses(&self) {
+        for id in self.fleet.ids() {
+            if let Err(err) = self.apply_pause(&id).await {
+                tracing::warn!(modem.id = %id, error = %err, "pause not worked out");
+            }
+        }
+    }
+
+    /// Starts each modem's daily check.
     pub fn spawn(
         self: Arc<Self>,
         node: String,
@@ -418,9 +429,6 @@ impl Credit {
         tokio::spawn(async move {
             let mut daily = Vec::new();
             for id in self.fleet.ids() {
-                if let Err(err) = self.apply_pause(&id).await {
-                    tracing::warn!(modem.id = %id, error = %err, "pause not worked out");
-                }
                 daily.push(crate::notify::AbortOnDrop(tokio::spawn(daily_check(
                     self.clone(),
                     id,
@@ -447,7 +455,7 @@ async fn daily_check(credit: Arc<Credit>, id: String, node: String, tz: Tz, cloc
     };
     let work = {
         let (credit, id) = (credit.clone(), id.clone());
-        move |_day| -> BoxFuture<'static, ()> {
+        move |_day| -> BoxFuture<'static, Result<(), String>> {
             let (credit, id) = (credit.clone(), id.clone());
             Box::pin(async move {
                 // Status polls wait for a quiet moment; so does this, within reason.
@@ -456,8 +464,16 @@ async fn daily_check(credit: Arc<Credit>, id: String, node: String, tz: Tz, cloc
                 {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
-                if let Err(err) = credit.check(&id, "daily").await {
-                    tracing::warn!(modem.id = %id, error = %err, "daily balance check failed");
+                match credit.check(&id, "daily").await {
+                    Ok(_) => Ok(()),
+                    // Not even recorded: try again in a while.
+                    Err(CreditError::Store(err)) => Err(err.to_string()),
+                    // Recorded with its reason (no answer), or nothing to ask with (no code):
+                    // asking again all day would not help.
+                    Err(err) => {
+                        tracing::warn!(modem.id = %id, error = %err, "daily balance check failed");
+                        Ok(())
+                    }
                 }
             })
         }

@@ -2,8 +2,9 @@
 //! that checking one costs a hash lookup rather than a database read on the hot path of
 //! `POST /v1/messages`.
 //!
-//! Changes made on this node are seen at once; changes made by another node sharing the
-//! database (an opt-out that came in on its modem) within [`REFRESH`]. A message accepted in
+//! Numbers added or removed through this node's API are seen at once; an opt-out texted to a
+//! modem, or a change made by another node sharing the database, within [`REFRESH`] (every
+//! change moves the list's version on, which each node compares). A message accepted in
 //! that second still never goes out: modems do not claim messages to numbers on the list, and
 //! the refresher cancels them.
 
@@ -70,7 +71,7 @@ impl SuppressionList {
             let mut sweep_at: Option<tokio::time::Instant> = None;
             loop {
                 tokio::time::sleep(REFRESH).await;
-                match store.suppressions_fingerprint().await {
+                match store.suppressions_version().await {
                     Ok(print) if Some(print) != seen => match store.suppressed_numbers().await {
                         Ok(numbers) => {
                             *self.write() = numbers.into_iter().collect();

@@ -487,3 +487,59 @@ async fn the_daily_summary_is_recorded_once_a_day_at_its_hour() {
         task.abort();
     }
 }
+
+#[tokio::test]
+async fn a_daily_run_left_unfinished_by_a_dead_node_is_taken_over() {
+    let setup = setup(true).await;
+    let clock = Arc::new(ManualClock::starting_at(local(4, 19, 59)));
+    // A node claimed the day's summary and died before recording it.
+    assert!(
+        setup
+            .store
+            .claim_run("loads-summary", "2026-12-04", "dead-node")
+            .await
+            .unwrap()
+    );
+    let task = tokio::spawn(pregonero::loads::daily_summary(
+        setup.loader.clone(),
+        setup.store.clone(),
+        "node-b".into(),
+        clock.clone(),
+    ));
+    clock.advance(minutes(2));
+    for _ in 0..5 {
+        clock.advance(chrono::Duration::seconds(31));
+        settle().await;
+    }
+    assert!(
+        summaries(&setup.store).await.is_empty(),
+        "a fresh claim may still be at work"
+    );
+
+    // A quarter of an hour later (by the claim's own clock) it is taken for dead.
+    sqlx::query("UPDATE schedule_runs SET started_at = started_at - 1000000")
+        .execute(setup.store.pool())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        clock.advance(chrono::Duration::seconds(31));
+        settle().await;
+        got = summaries(&setup.store).await;
+        if !got.is_empty() {
+            break;
+        }
+    }
+    settle().await;
+    assert_eq!(summaries(&setup.store).await.len(), 1, "taken over once");
+    assert_eq!(got[0]["date"], "2026-12-04");
+    assert_eq!(
+        setup
+            .store
+            .run_state("loads-summary", "2026-12-04")
+            .await
+            .unwrap(),
+        pregonero::store::RunState::Finished
+    );
+    task.abort();
+}

@@ -27,8 +27,10 @@ CREATE TABLE webhooks (
     updated_at BIGINT NOT NULL
 );
 
+-- AUTOINCREMENT: a deleted webhook's ids are never given to another's deliveries, so an
+-- outcome that comes back late cannot land on the wrong one.
 CREATE TABLE webhook_deliveries (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     webhook_id TEXT NOT NULL,
     event_seq BIGINT NOT NULL,
     status TEXT NOT NULL,

@@ -19,7 +19,7 @@ CREATE TABLE mail_rules (
 );
 
 CREATE TABLE mails (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_seq BIGINT,
     rule_id TEXT,
     kind TEXT NOT NULL,

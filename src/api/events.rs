@@ -130,8 +130,9 @@ async fn resume_after(store: &Store, id: &str, field: &str) -> Result<i64, ApiEr
     }
     let at = id
         .strip_prefix("evt_")
-        .filter(|hex| hex.len() == 32)
-        .and_then(|hex| i64::from_str_radix(&hex[..12], 16).ok())
+        .filter(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|hex| hex.get(..12))
+        .and_then(|ms| i64::from_str_radix(ms, 16).ok())
         .ok_or_else(|| ApiError::invalid(field, "an event id, `evt_` and 32 hex digits"))?;
     Ok(store.event_seq_before(at).await?)
 }
@@ -155,9 +156,10 @@ async fn pump(
     {
         return;
     }
-    // Live events at or below this were sent while catching up.
-    let mut caught_up_to = 0;
-    let mut last_sent = 0;
+    // What this stream has handed on (or passed over), so that an event is never sent twice
+    // when catch-up and the live feed overlap, while one that commits late (PostgreSQL hands
+    // out numbers before commit) is still sent when it comes.
+    let mut recent = Recent::default();
     loop {
         if let Some(mut after) = resume.take() {
             loop {
@@ -170,25 +172,25 @@ async fn pump(
                 };
                 let Some(last) = events.last() else { break };
                 after = last.seq;
-                for event in events.iter().filter(|e| wanted(e)) {
-                    if out.send(frame(event)).await.is_err() {
+                for event in &events {
+                    if recent.insert(event.seq)
+                        && wanted(event)
+                        && out.send(frame(event)).await.is_err()
+                    {
                         return;
                     }
                 }
             }
-            caught_up_to = after;
-            last_sent = last_sent.max(after);
         }
         let sent = match tokio::time::timeout(KEEP_ALIVE, live.recv()).await {
             Err(_) => out.send(Bytes::from_static(b": keep-alive\n\n")).await,
-            Ok(Ok(event)) if event.seq > caught_up_to && wanted(&event) => {
-                last_sent = last_sent.max(event.seq);
+            Ok(Ok(event)) if recent.insert(event.seq) && wanted(&event) => {
                 out.send(frame(&event)).await
             }
             Ok(Ok(_)) => Ok(()),
             Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
                 tracing::debug!(missed, "a stream fell behind; catching up from the table");
-                resume = Some(last_sent);
+                resume = Some(recent.oldest().map_or(0, |seq| seq - 1));
                 Ok(())
             }
             Ok(Err(broadcast::error::RecvError::Closed)) => return,
@@ -196,6 +198,38 @@ async fn pump(
         if sent.is_err() {
             return;
         }
+    }
+}
+
+/// Event numbers a stream has seen lately: enough to cover the overlap of catching up with the
+/// live feed, and the seconds in which PostgreSQL may commit a number out of order.
+#[derive(Debug, Default)]
+struct Recent {
+    order: std::collections::VecDeque<i64>,
+    seen: std::collections::HashSet<i64>,
+}
+
+impl Recent {
+    /// Numbers remembered at most.
+    const KEPT: usize = 16_384;
+
+    /// Notes `seq`; `false` when it was seen before.
+    fn insert(&mut self, seq: i64) -> bool {
+        if !self.seen.insert(seq) {
+            return false;
+        }
+        self.order.push_back(seq);
+        if self.order.len() > Self::KEPT
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+
+    /// The smallest number remembered.
+    fn oldest(&self) -> Option<i64> {
+        self.order.iter().copied().min()
     }
 }
 
@@ -207,4 +241,33 @@ fn frame(event: &EventRecord) -> Bytes {
         event.kind,
         event_json(event)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_handed_on_once_and_a_late_one_still_is() {
+        let mut recent = Recent::default();
+        assert!(recent.insert(41));
+        assert!(recent.insert(43));
+        assert!(
+            !recent.insert(43),
+            "the live copy of one sent while catching up"
+        );
+        assert!(recent.insert(42), "committed late, below the last one sent");
+        assert_eq!(recent.oldest(), Some(41));
+    }
+
+    #[test]
+    fn the_memory_of_a_stream_is_bounded() {
+        let mut recent = Recent::default();
+        for seq in 0..(Recent::KEPT as i64 + 10) {
+            recent.insert(seq);
+        }
+        assert_eq!(recent.order.len(), Recent::KEPT);
+        assert_eq!(recent.seen.len(), Recent::KEPT);
+        assert_eq!(recent.oldest(), Some(10));
+    }
 }

@@ -69,6 +69,8 @@ pub struct AppState {
     pub suppressions: Arc<crate::optout::SuppressionList>,
     /// Balance checks of the modems' prepaid lines.
     pub credit: Arc<crate::credit::Credit>,
+    /// Wakes the mail sender (new settings, a retry asked for).
+    pub mail_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Mounts every route, Swagger UI and the error handlers for malformed input.

@@ -50,9 +50,9 @@ pub struct EmailSettingsView {
     pub language: Language,
 }
 
-/// New email settings. `password` is write-only: left out, the stored one is kept; `""`
-/// removes it.
-#[derive(Debug, Deserialize, ToSchema)]
+/// New email settings. `password` is write-only: left out, the stored one is kept as long as
+/// host, port, security and user stay the same; `""` removes it.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailSettingsInput {
     /// Whether mail is sent (default true).
@@ -75,6 +75,19 @@ pub struct EmailSettingsInput {
     pub ca_certificate: Option<String>,
     /// `es` (default) or `en`.
     pub language: Option<Language>,
+}
+
+impl std::fmt::Debug for EmailSettingsInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSettingsInput")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where to send a test mail.
@@ -241,7 +254,7 @@ fn settings_view(settings: Option<EmailSettings>) -> EmailSettingsView {
 fn settings_error(err: MailError) -> ApiError {
     match err {
         MailError::Settings { field, reason } => ApiError::invalid(field, reason),
-        MailError::Smtp(words) => ApiError::Upstream(words),
+        MailError::Smtp(words) | MailError::Refused(words) => ApiError::Upstream(words),
     }
 }
 
@@ -290,10 +303,22 @@ pub async fn put_email(
         .username
         .map(|u| u.trim().to_owned())
         .filter(|u| !u.is_empty());
+    let host = input.host.trim().to_owned();
+    let port = input.port.unwrap_or(match security {
+        Security::None => 25,
+        Security::Starttls => 587,
+        Security::Tls => 465,
+    });
+    // The stored password is kept only for the same server, user and protection: otherwise
+    // whoever changes the host could have the password sent to a server of their own.
+    let same_server = stored.as_ref().is_some_and(|s| {
+        s.host == host && s.port == port && s.security == security && s.username == username
+    });
     let password = match input.password {
         Some(p) if p.is_empty() => None,
         Some(p) => Some(p),
-        None => stored.and_then(|s| s.password),
+        None if same_server => stored.and_then(|s| s.password),
+        None => None,
     };
     let ca_certificate = input
         .ca_certificate
@@ -301,12 +326,8 @@ pub async fn put_email(
         .filter(|pem| !pem.is_empty());
     let settings = EmailSettings {
         enabled: input.enabled.unwrap_or(true),
-        host: input.host.trim().to_owned(),
-        port: input.port.unwrap_or(match security {
-            Security::None => 25,
-            Security::Starttls => 587,
-            Security::Tls => 465,
-        }),
+        host,
+        port,
         security,
         // A password with no user is of no use; one left from before a user was removed goes.
         password: password.filter(|_| username.is_some()),
@@ -318,6 +339,7 @@ pub async fn put_email(
     settings.check().map_err(settings_error)?;
     settings.save(&state.store).await?;
     let woken = state.store.mails_due_now().await?;
+    state.mail_wake.notify_one();
     tracing::info!(
         host = %settings.host,
         port = settings.port,
@@ -728,11 +750,17 @@ pub async fn retry_mail(
     caller.require(Module::Admin)?;
     let mail = found_mail(&state, &id).await?;
     if !state.store.retry_mail(mail.id).await? {
+        let detail = if mail.status == "sent" {
+            "the mail was sent already"
+        } else {
+            "the mail is being sent right now"
+        };
         return Err(ApiError::Conflict {
             field: None,
-            detail: "the mail was sent already".into(),
+            detail: detail.into(),
         });
     }
+    state.mail_wake.notify_one();
     let mail = found_mail(&state, &id).await?;
     Ok(HttpResponse::Accepted().json(mail_view(mail, &state)))
 }

@@ -428,6 +428,7 @@ pub async fn deliveries(
     responses(
         (status = 202, description = "Due again"),
         (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
         (status = 401, response = error::Unauthenticated),
         (status = 403, response = error::Forbidden),
     ),
@@ -444,6 +445,12 @@ pub async fn replay(
         .parse()
         .map_err(|_| ApiError::NotFound("delivery"))?;
     if !state.store.replay_delivery(&id, delivery).await? {
+        if state.store.has_delivery(&id, delivery).await? {
+            return Err(ApiError::Conflict {
+                field: None,
+                detail: "the delivery is being posted right now; replay it once it ends".into(),
+            });
+        }
         return Err(ApiError::NotFound("delivery"));
     }
     Ok(HttpResponse::Accepted().json(json!({"id": delivery, "status": "pending"})))

@@ -31,6 +31,9 @@ pub const SIM_PORT: &str = "sim";
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 /// How often the SIM is swept for texts and reports that were not announced.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// After a USSD request times out, how long its late answer is waited for and dropped before the
+/// next request may go.
+const USSD_GRACE: Duration = Duration::from_secs(5);
 /// How long the missing parts of a long text are waited for before it is stored with gaps.
 const FRAGMENT_MAX_AGE_MS: i64 = 48 * 60 * 60 * 1000;
 
@@ -361,21 +364,35 @@ impl Fleet {
         let raw = match tokio::time::timeout(wait, answer).await {
             Ok(Ok(raw)) => raw,
             _ => {
+                // Whatever the network is still doing, the session ends here; an answer that
+                // still comes is taken by a waiter nobody reads, rather than by the next
+                // request, which waits for this grace to pass.
+                let (sink, _late) = oneshot::channel();
+                *slot.ussd_reply.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+                let _ = modem
+                    .command("AT+CUSD=2", &[], Duration::from_secs(5))
+                    .await;
+                tokio::time::sleep(USSD_GRACE).await;
                 slot.ussd_reply
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .take();
-                // Whatever the network is still doing, the session ends here.
-                let _ = modem
-                    .command("AT+CUSD=2", &[], Duration::from_secs(5))
-                    .await;
                 return Err(FleetError::Ussd(format!(
                     "the network did not answer {code} within {} s",
                     wait.as_secs()
                 )));
             }
         };
-        let answer = ussd::parse(&raw).map_err(|e| FleetError::Ussd(e.to_string()))?;
+        let answer = match ussd::parse(&raw) {
+            Ok(answer) => answer,
+            Err(err) => {
+                // The session may still be open on the network's side.
+                let _ = modem
+                    .command("AT+CUSD=2", &[], Duration::from_secs(5))
+                    .await;
+                return Err(FleetError::Ussd(err.to_string()));
+            }
+        };
         match answer.status {
             UssdStatus::MoreWanted => {
                 let _ = modem

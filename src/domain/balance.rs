@@ -87,7 +87,9 @@ pub fn parse(text: &str) -> Option<Balance> {
         return None;
     }
     let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let lower = text.to_lowercase();
+    // ASCII lower case keeps every byte where it was, so places found in it are places in
+    // `text`.
+    let lower = text.to_ascii_lowercase();
 
     // 1. Dates and times are taken out first, so that 31/12/2026 is not read as an amount.
     let mut taken: Vec<(usize, usize)> = Vec::new();
@@ -99,29 +101,70 @@ pub fn parse(text: &str) -> Option<Balance> {
         }
     }
 
-    // 2. Every other number, with its currency before or after it.
+    // 2. Every other number that can be an amount, with its currency before or after it.
     let numbers: Vec<Found> = numbers(&chars)
         .into_iter()
         .filter(|n| !taken.iter().any(|(s, e)| n.start < *e && *s < n.end))
+        .filter(|n| !is_not_money(text, &lower, n))
         .collect();
     let with_currency =
         |n: &Found| currency_before(text, n.start).or_else(|| currency_after(text, n.end));
 
-    // 3. The first number with a currency after a balance word; else the first with a
-    // currency; else the first after a balance word.
-    let keyword_at = KEYWORDS.iter().filter_map(|k| lower.find(k)).min();
-    let after_keyword = |n: &&Found| keyword_at.is_some_and(|k| n.start > k);
+    // 3. The first number soon after a balance word; else the first after it with a currency;
+    // else the first with a currency anywhere.
+    let keyword_end = KEYWORDS
+        .iter()
+        .filter_map(|k| lower.find(k).map(|at| at + k.len()))
+        .min();
+    let after_keyword = |n: &&Found| keyword_end.is_some_and(|k| n.start >= k);
+    let soon_after = |n: &&Found| keyword_end.is_some_and(|k| n.start >= k && n.start - k <= NEAR);
     let chosen = numbers
         .iter()
-        .filter(after_keyword)
-        .find(|n| with_currency(n).is_some())
-        .or_else(|| numbers.iter().find(|n| with_currency(n).is_some()))
-        .or_else(|| numbers.iter().find(after_keyword))?;
+        .find(soon_after)
+        .or_else(|| {
+            numbers
+                .iter()
+                .filter(after_keyword)
+                .find(|n| with_currency(n).is_some())
+        })
+        .or_else(|| numbers.iter().find(|n| with_currency(n).is_some()))?;
     Some(Balance {
         amount: chosen.amount,
         currency: with_currency(chosen),
         expires,
     })
+}
+
+/// How far after a balance word (in bytes) its amount is looked for first.
+const NEAR: usize = 40;
+
+/// Units after which a number is a quantity of something else than money.
+const UNITS: [&str; 14] = [
+    "mb", "gb", "kb", "megas", "sms", "mensajes", "min", "minutos", "seg", "segundos", "dias",
+    "días", "hrs", "horas",
+];
+
+/// Whether a number is plainly not an amount: part of a USSD code (`*611#`), of a phone number
+/// (`800-10-2000`, or seven digits and more), or a quantity of data, messages or time.
+fn is_not_money(text: &str, lower: &str, n: &Found) -> bool {
+    let before = text[..n.start].chars().next_back();
+    let after = text[n.end..].chars().next();
+    let digit_beyond = |s: &str| s.chars().nth(1).is_some_and(|c| c.is_ascii_digit());
+    let code = matches!(before, Some('*' | '#')) || after == Some('#');
+    let phone = (before == Some('-')
+        && text[..n.start]
+            .chars()
+            .rev()
+            .nth(1)
+            .is_some_and(|c| c.is_ascii_digit()))
+        || (after == Some('-') && digit_beyond(&text[n.end..]))
+        || (n.end - n.start >= 7 && text[n.start..n.end].chars().all(|c| c.is_ascii_digit()));
+    let rest = lower[n.end..].trim_start();
+    let unit = UNITS.iter().any(|u| {
+        rest.strip_prefix(u)
+            .is_some_and(|tail| tail.chars().next().is_none_or(|c| !c.is_alphanumeric()))
+    });
+    code || phone || unit
 }
 
 /// Whether the text is a menu: two lines or more that start with `1.`, `2)` and the like.
@@ -359,11 +402,30 @@ mod tests {
     }
 
     #[test]
+    fn codes_phones_and_quantities_are_not_amounts() {
+        assert_eq!(
+            read("Tu saldo: 3,20. Recarga Bs 10"),
+            some("3.20", None, None)
+        );
+        assert_eq!(
+            read("Tu saldo de datos es 500 MB y de voz Bs 3,20"),
+            some("3.20", Some("Bs"), None)
+        );
+        assert_eq!(
+            read("Saldo 12 SMS y Bs 4,00 hasta 31/12/2026"),
+            some("4.00", Some("Bs"), Some("2026-12-31"))
+        );
+    }
+
+    #[test]
     fn answers_without_a_balance_are_not_guessed_at() {
         for text in [
             "Servicio no disponible",
             "1. Consultar saldo\n2. Recargas\n3. Paquetes",
             "Su linea 70123456 fue activada el 01/12/2026",
+            "No tienes saldo. Marca *611",
+            "Saldo insuficiente, recarga al 800-10-2000",
+            "Saldo insuficiente. Llama al 71234567",
             "",
         ] {
             assert_eq!(read(text), None, "{text}");

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use tokio::sync::watch;
 
-use crate::store::{Store, StoreError};
+use crate::store::{RunState, Store, StoreError};
 
 /// The longest sleep between looks at a job's hour, so that a changed hour or a job turned on
 /// is seen within it.
@@ -95,10 +95,16 @@ pub(crate) fn local_time(
 /// A boxed future, as the daily runner's callbacks return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A daily run claimed this long ago and never finished was left by a node that died: another
+/// node takes it over.
+const STALE_RUN_MS: i64 = 15 * 60 * 1000;
+
 /// Runs `work` once a day at the hour `hour` gives (`None` while the job is off), on one node of
 /// those sharing the database, until the task is dropped. A node that starts after the hour
-/// runs the day's work then, unless a node already did. `job` names the job among the daily
-/// runs (`loads-summary`, `balance:modem-1`).
+/// runs the day's work then, unless a node already did. Work that fails (`Err`, with the
+/// reason) is tried again after a while; work whose node died half-way is taken over by another
+/// node after a quarter of an hour. `job` names the job among the daily runs (`loads-summary`,
+/// `balance:modem-1`).
 pub async fn run_daily<H, W>(
     job: String,
     store: Store,
@@ -109,7 +115,7 @@ pub async fn run_daily<H, W>(
     work: W,
 ) where
     H: Fn() -> BoxFuture<'static, Result<Option<NaiveTime>, StoreError>> + Send + Sync,
-    W: Fn(NaiveDate) -> BoxFuture<'static, ()> + Send + Sync,
+    W: Fn(NaiveDate) -> BoxFuture<'static, Result<(), String>> + Send + Sync,
 {
     // The last day this node saw settled, by its own run or another node's.
     let mut settled: Option<NaiveDate> = None;
@@ -139,17 +145,57 @@ pub async fn run_daily<H, W>(
             clock.sleep(wait.max(Duration::from_millis(10))).await;
             continue;
         }
-        match store.claim_run(&job, &today.to_string(), &node).await {
-            Ok(true) => {
-                tracing::info!(job = %job, day = %today, "daily job starting");
-                work(today).await;
-                settled = Some(today);
-            }
-            Ok(false) => settled = Some(today),
+        match run_day(&job, &store, &node, today, &work).await {
+            Ok(true) => settled = Some(today),
+            Ok(false) => clock.sleep(LOOK_EVERY).await,
             Err(err) => {
                 tracing::warn!(job = %job, error = %err, "daily job not claimed; will retry");
                 clock.sleep(LOOK_EVERY).await;
             }
+        }
+    }
+}
+
+/// Does `day`'s work if this node is the one to: it claims the run, or takes over one whose
+/// node died. `true` once the day is settled (done here or by another node); `false` to look
+/// again later (the work failed, or another node is at it).
+async fn run_day<W>(
+    job: &str,
+    store: &Store,
+    node: &str,
+    day: NaiveDate,
+    work: &W,
+) -> Result<bool, StoreError>
+where
+    W: Fn(NaiveDate) -> BoxFuture<'static, Result<(), String>> + Send + Sync,
+{
+    let key = day.to_string();
+    let mine = match store.claim_run(job, &key, node).await? {
+        true => true,
+        false => match store.run_state(job, &key).await? {
+            RunState::Finished => return Ok(true),
+            RunState::Running(_) => {
+                // Claims are stamped by the machine's clock, so staleness is judged by it too.
+                let stale_before = crate::store::now_ms() - STALE_RUN_MS;
+                store.take_over_run(job, &key, node, stale_before).await?
+            }
+            // Released between the two looks: claim it on the next one.
+            RunState::Unclaimed => false,
+        },
+    };
+    if !mine {
+        return Ok(false);
+    }
+    tracing::info!(job = %job, %day, "daily job starting");
+    match work(day).await {
+        Ok(()) => {
+            store.finish_run(job, &key).await?;
+            Ok(true)
+        }
+        Err(reason) => {
+            tracing::warn!(job = %job, %day, %reason, "daily job failed; will try again");
+            store.release_run(job, &key, node).await?;
+            Ok(false)
         }
     }
 }

@@ -653,17 +653,14 @@ pub async fn daily_summary(
     };
     let work = {
         let store = store.clone();
-        move |day: NaiveDate| -> crate::jobs::BoxFuture<'static, ()> {
+        move |day: NaiveDate| -> crate::jobs::BoxFuture<'static, Result<(), String>> {
             let store = store.clone();
             Box::pin(async move {
                 let (from, until) = report::day_bounds(day, tz);
-                let loads = match store.loads_between(from, until).await {
-                    Ok(loads) => loads,
-                    Err(err) => {
-                        tracing::error!(%day, error = %err, "loads of the day not read");
-                        return;
-                    }
-                };
+                let loads = store
+                    .loads_between(from, until)
+                    .await
+                    .map_err(|e| format!("loads of the day not read: {e}"))?;
                 let failed = loads.iter().filter(|l| l.status == "failed").count();
                 let payload = serde_json::json!({
                     "date": day.to_string(),
@@ -671,9 +668,11 @@ pub async fn daily_summary(
                     "failed": failed,
                     "messages_loaded": loads.iter().map(|l| l.messages_loaded).sum::<i64>(),
                 });
-                if let Err(err) = store.record_event("loads.summary", &payload).await {
-                    tracing::error!(%day, error = %err, "daily summary not recorded");
-                }
+                store
+                    .record_event("loads.summary", &payload)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("daily summary not recorded: {e}"))
             })
         }
     };

@@ -149,14 +149,18 @@ impl Framer {
                 continue;
             }
 
-            let Some(end) = self.buffer.iter().position(|b| matches!(b, b'\r' | b'\n')) else {
+            let Some(end) = line_end(&self.buffer) else {
                 if self.buffer.len() > MAX_LINE {
                     self.buffer.clear();
                 }
                 break;
             };
             let raw: Vec<u8> = self.buffer.drain(..end).collect();
-            let text = String::from_utf8_lossy(&raw).trim().to_owned();
+            // Line breaks inside a USSD answer's quotes are part of its text.
+            let text = String::from_utf8_lossy(&raw)
+                .trim()
+                .replace("\r\n", "\n")
+                .replace('\r', "\n");
             if text.is_empty() {
                 continue;
             }
@@ -194,6 +198,29 @@ impl Framer {
             None => Some(Line::Response(text)),
         }
     }
+}
+
+/// Where the line at the start of `buffer` ends, if it has: at the first CR or LF, except that
+/// a `+CUSD` answer's quoted text may span lines (menus do), so its line ends at the first
+/// line end after the closing quote.
+fn line_end(buffer: &[u8]) -> Option<usize> {
+    let is_end = |b: &u8| matches!(b, b'\r' | b'\n');
+    let plain = buffer.iter().position(is_end);
+    if !buffer.starts_with(b"+CUSD:") {
+        return plain;
+    }
+    let Some(open) = buffer.iter().position(|&b| b == b'"') else {
+        return plain;
+    };
+    if plain.is_some_and(|end| end < open) {
+        // `+CUSD: 4` and the like: no text on this line.
+        return plain;
+    }
+    let close = open + 1 + buffer[open + 1..].iter().position(|&b| b == b'"')?;
+    buffer[close..]
+        .iter()
+        .position(is_end)
+        .map(|end| close + end)
 }
 
 fn final_result(text: &str) -> Option<Final> {
@@ -255,6 +282,27 @@ fn storage_and_index(rest: &str) -> Option<(String, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ussd_answer_over_several_lines_is_one_urc() {
+        let answer: &[u8] = b"\r\n+CUSD: 1,\"1. Saldo\r\n2. Recargas\",15\r\n\r\nOK\r\n";
+        // However the bytes are cut, the same lines come out.
+        for cut in 1..answer.len() {
+            let lines = frame(&[&answer[..cut], &answer[cut..]], &[]);
+            assert_eq!(
+                lines,
+                [
+                    Line::Urc(Urc::Ussd {
+                        raw: "1,\"1. Saldo\n2. Recargas\",15".into()
+                    }),
+                    Line::Final(Final::Ok)
+                ],
+                "cut at {cut}"
+            );
+        }
+        let bare = frame(&[b"\r\n+CUSD: 4\r\nOK\r\n"], &[]);
+        assert_eq!(bare[0], Line::Urc(Urc::Ussd { raw: "4".into() }));
+    }
 
     fn frame(chunks: &[&[u8]], expected: &[&str]) -> Vec<Line> {
         let mut framer = Framer::new();

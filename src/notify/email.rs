@@ -102,9 +102,14 @@ pub enum MailError {
         /// What is wrong.
         reason: String,
     },
-    /// The server could not be reached or did not take the mail.
+    /// The server could not be reached, or did not take the mail for a reason that may pass
+    /// or that the settings can mend (authentication, relaying, a full queue).
     #[error("{0}")]
     Smtp(String),
+    /// The server refused this mail for good (a recipient it does not know, a mail too big):
+    /// trying it again cannot help, and other mails need not wait for it.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Checks a mail address, `ana@coop.bo` or `Ana <ana@coop.bo>`.
@@ -179,7 +184,14 @@ impl EmailSettings {
         if self.username.is_some() != self.password.is_some() {
             return Err(bad(
                 "password",
-                "give both a user and a password, or neither",
+                "give both a user and a password (again, after changing the server or the user), \
+                 or neither",
+            ));
+        }
+        if self.username.is_some() && self.security == Security::None {
+            return Err(bad(
+                "security",
+                "a password is sent only over TLS: use starttls or tls, or leave the user out",
             ));
         }
         if let Some(pem) = &self.ca_certificate {
@@ -251,13 +263,34 @@ impl EmailSettings {
                 mail.text.clone(),
                 mail.html.clone(),
             ))
-            .map_err(|e| MailError::Smtp(format!("the mail could not be put together: {e}")))?;
+            .map_err(|e| MailError::Refused(format!("the mail could not be put together: {e}")))?;
         let transport = self.transport()?;
         match transport.send(message).await {
             Ok(answer) => Ok(answer.message().collect::<Vec<_>>().join(" ")),
-            Err(err) => Err(MailError::Smtp(describe(&err, self, &mail.to))),
+            Err(err) => {
+                let words = describe(&err, self, &mail.to);
+                if refuses_this_mail(&err, &words) {
+                    Err(MailError::Refused(words))
+                } else {
+                    Err(MailError::Smtp(words))
+                }
+            }
         }
     }
+}
+
+/// Whether a failure is a permanent refusal of this one mail (RFC 5321 §4.2: a 5xx answer to
+/// its recipients or its content) rather than of the gateway's settings or the server's state:
+/// 530, 534 and 535 are about signing in, and relaying is about who may send, both mended by
+/// the settings.
+fn refuses_this_mail(err: &lettre::transport::smtp::Error, words: &str) -> bool {
+    let Some(code) = err.status() else {
+        return false;
+    };
+    let code = code.to_string();
+    code.starts_with('5')
+        && !["530", "534", "535"].contains(&code.as_str())
+        && !words.starts_with("relay denied")
 }
 
 /// What an SMTP failure means, for the admin: which setting to look at, and the server's own
@@ -429,6 +462,13 @@ mod tests {
                 ..settings()
             }),
             "ca_certificate"
+        );
+        assert_eq!(
+            field(EmailSettings {
+                security: Security::None,
+                ..settings()
+            }),
+            "security"
         );
     }
 }

@@ -4,9 +4,11 @@
 //! day while the server is down or refuses them. A mail is marked sent as soon as the server
 //! took it; only a crash in between sends it twice, and then with the same `Message-ID`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
+use tokio::sync::Notify;
 
 use super::email::{self, EmailSettings, MailError, Outgoing};
 use super::texts;
@@ -18,21 +20,32 @@ pub const GIVE_UP_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 /// The longest wait between two attempts at a mail.
 const MAX_WAIT_MS: i64 = 30 * 60 * 1000;
 
-/// How long a claimed mail is kept from other claims: longer than a whole SMTP conversation.
-const LEASE_MS: i64 = 5 * 60 * 1000;
+/// How long a claimed mail is kept from other claims: longer than a whole SMTP conversation,
+/// even one of twenty recipients at 30 s a step.
+const LEASE_MS: i64 = 15 * 60 * 1000;
+
+/// The longest the sender pauses after a failure before it looks at the queue again.
+const MAX_PAUSE: Duration = Duration::from_secs(300);
 
 /// How often the tasks look for work when there was none.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 
 /// Events written into mails in one go at most.
-const FAN_OUT_BATCH: u32 = 100;
+const FAN_OUT_BATCH: u32 = 1_000;
 
-/// Starts the fan-out and the sender; `node` names this node in its claims.
-pub fn spawn(store: Store, tz: Tz, retry_ms: u64, node: String) -> tokio::task::JoinHandle<()> {
+/// Starts the fan-out and the sender; `node` names this node in its claims, and `wake` cuts the
+/// sender's waits short.
+pub fn spawn(
+    store: Store,
+    tz: Tz,
+    retry_ms: u64,
+    node: String,
+    wake: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
     let retry_ms = i64::try_from(retry_ms).unwrap_or(i64::MAX).max(1);
     tokio::spawn(async move {
         let _fan = super::AbortOnDrop(tokio::spawn(fan_out(store.clone(), tz)));
-        send(store, retry_ms, node).await;
+        send(store, retry_ms, node, wake).await;
     })
 }
 
@@ -92,38 +105,45 @@ async fn fan_out_once(store: &Store, tz: Tz) -> Result<usize, crate::store::Stor
     Ok(events.len())
 }
 
-/// Sends due mails while email is set up and on.
-async fn send(store: Store, retry_ms: i64, node: String) {
+/// Sends due mails while email is set up and on. `wake` cuts its waits short: new settings, or
+/// a mail an admin asked to retry.
+async fn send(store: Store, retry_ms: i64, node: String, wake: Arc<Notify>) {
+    let nap = |length: Duration| {
+        let wake = wake.clone();
+        async move {
+            let _ = tokio::time::timeout(length, wake.notified()).await;
+        }
+    };
     loop {
         let settings = match EmailSettings::load(&store).await {
             Ok(Some(s)) if s.enabled => s,
             Ok(_) => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                nap(Duration::from_secs(1)).await;
                 continue;
             }
             Err(err) => {
                 tracing::warn!(error = %err, "email settings not read; will retry");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                nap(Duration::from_secs(1)).await;
                 continue;
             }
         };
         let mail = match store.claim_mails(1, LEASE_MS, &node).await {
             Ok(mut due) if !due.is_empty() => due.remove(0),
             Ok(_) => {
-                tokio::time::sleep(LOOK_EVERY).await;
+                nap(LOOK_EVERY).await;
                 continue;
             }
             Err(err) => {
                 tracing::warn!(error = %err, "mails not claimed; will retry");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                nap(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        let pause = attempt(&store, &settings, &mail, retry_ms).await;
+        let pause = attempt(&store, &settings, &mail, retry_ms, &node).await;
         // A server that failed one mail will likely fail the next: the others wait for the
-        // retry of this one rather than each costing an attempt.
+        // retry of this one (five minutes at most) rather than each costing an attempt.
         if let Some(pause) = pause {
-            tokio::time::sleep(pause).await;
+            nap(pause.min(MAX_PAUSE)).await;
         }
     }
 }
@@ -134,6 +154,7 @@ async fn attempt(
     settings: &EmailSettings,
     mail: &MailRecord,
     retry_ms: i64,
+    node: &str,
 ) -> Option<Duration> {
     let outgoing = Outgoing {
         to: mail.recipients.clone(),
@@ -152,9 +173,14 @@ async fn attempt(
         Err(err) => {
             let error = match &err {
                 MailError::Settings { field, reason } => format!("{field}: {reason}"),
-                MailError::Smtp(words) => words.clone(),
+                MailError::Smtp(words) | MailError::Refused(words) => words.clone(),
             };
+            let refused = matches!(err, MailError::Refused(_));
             match after_failure(mail, now, retry_ms, super::jitter()) {
+                _ if refused => {
+                    tracing::error!(mail.id = mail.id, error = %error, "mail refused for good");
+                    (MailOutcome::Failed, Some(error), None)
+                }
                 MailOutcome::RetryAt(at) => {
                     tracing::warn!(mail.id = mail.id, error = %error, "mail not sent; will retry");
                     let pause = Duration::from_millis(u64::try_from(at - now).unwrap_or(0));
@@ -167,9 +193,14 @@ async fn attempt(
             }
         }
     };
-    if let Err(err) = store.record_mail(mail, &outcome, error.as_deref()).await {
+    match store
+        .record_mail(mail, &outcome, error.as_deref(), node)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(mail.id = mail.id, "mail outcome came after its claim ended"),
         // The lease brings the mail back; sent, it would go once more.
-        tracing::error!(mail.id = mail.id, error = %err, "mail outcome not recorded");
+        Err(err) => tracing::error!(mail.id = mail.id, error = %err, "mail outcome not recorded"),
     }
     pause
 }

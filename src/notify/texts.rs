@@ -119,116 +119,18 @@ pub async fn compose(
     tz: Tz,
     lang: Language,
 ) -> Result<Doc, StoreError> {
-    let w = |es: &'static str, en: &'static str| lang.pick(es, en);
     let data: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
     let at = local(event.at, tz);
     let mut doc = Doc::default();
-    match event.kind.as_str() {
+    let kind = event.kind.as_str();
+    match kind {
         "sms.received" | "call.received" => {
-            let from = str_of(&data, "from");
-            let call = event.kind == "call.received";
-            doc.subject = if call {
-                format!("{} {from}", w("Llamada recibida de", "Call from"))
-            } else {
-                format!("{} {from}", w("SMS recibido de", "Text from"))
-            };
-            doc.field(w("De", "From"), from);
-            doc.field(w("Recibido", "Received"), at);
-            doc.field(w("Módem", "Modem"), str_of(&data, "modem_id"));
-            if !call {
-                let mut text = str_of(&data, "text").to_owned();
-                if data["complete"] == false {
-                    text.push_str(w(
-                        "\n(faltan partes de este mensaje)",
-                        "\n(parts of this text never came)",
-                    ));
-                }
-                doc.block(w("Texto", "Text"), text);
-            }
-            match data["keyword"].as_str() {
-                Some("opt_out") => doc.block(
-                    "",
-                    w(
-                        "El remitente pidió no recibir más mensajes: su número quedó en la \
-                         lista de exclusión.",
-                        "The sender asked to get no more messages: the number is now on the \
-                         suppression list.",
-                    ),
-                ),
-                Some("opt_in") => doc.block(
-                    "",
-                    w(
-                        "El remitente pidió volver a recibir mensajes.",
-                        "The sender asked to get messages again.",
-                    ),
-                ),
-                _ => {}
-            }
-            let last = match data["last_message_id"].as_i64() {
-                Some(id) => store.message(id).await?,
-                None => None,
-            };
-            match last {
-                Some(m) => {
-                    let when = m.sent_at.map(|t| local(t, tz)).unwrap_or_default();
-                    doc.block(
-                        &format!(
-                            "{} ({when}, {})",
-                            w(
-                                "Último mensaje enviado a este número",
-                                "Last message sent to this number"
-                            ),
-                            m.status.as_str()
-                        ),
-                        m.text,
-                    );
-                }
-                None => doc.block(
-                    "",
-                    w(
-                        "No se envió ningún mensaje a este número.",
-                        "No message was sent to this number.",
-                    ),
-                ),
-            }
+            received(&mut doc, store, kind, &data, &at, tz, lang).await?;
         }
         "message.sent" | "message.delivered" | "message.failed" => {
-            let id = data["message_id"].as_i64().unwrap_or_default();
-            let to = str_of(&data, "to");
-            let what = match event.kind.as_str() {
-                "message.sent" => w("enviado", "sent"),
-                "message.delivered" => w("entregado", "delivered"),
-                _ => w("fallido", "failed"),
-            };
-            doc.subject = format!("{} {id} {what}: {to}", w("Mensaje", "Message"));
-            doc.field(w("Para", "To"), to);
-            doc.field(w("Referencia", "Reference"), str_of(&data, "ref"));
-            doc.field(w("Módem", "Modem"), str_of(&data, "modem_id"));
-            doc.field(w("Hora", "Time"), at);
-            if let Some(error) = data["error"].as_str() {
-                doc.field(w("Error", "Error"), error);
-            }
+            message(&mut doc, kind, &data, &at, lang);
         }
-        "load.finished" => {
-            let id = str_of(&data, "load_id").to_owned();
-            match store.load(&id).await? {
-                Some(load) => {
-                    let rows = store.load_rows(&id).await?;
-                    let statuses = store.load_statuses(&id).await?;
-                    let (subject, text) = report::load_report(&load, &rows, &statuses, tz, lang);
-                    doc.subject = subject;
-                    doc.block("", text);
-                }
-                None => {
-                    doc.subject = format!("{} {id}", w("Carga", "Load"));
-                    doc.block(
-                        "",
-                        w("La carga ya no existe.", "The load no longer exists."),
-                    );
-                }
-            }
-            doc.load_id = Some(id);
-        }
+        "load.finished" => load_finished(&mut doc, store, &data, tz, lang).await?,
         "loads.summary" => {
             let day = str_of(&data, "date")
                 .parse::<NaiveDate>()
@@ -239,68 +141,203 @@ pub async fn compose(
             doc.subject = subject;
             doc.block("", text);
         }
-        "balance.checked" | "balance.low" => {
-            let modem = str_of(&data, "modem_id");
-            let shown = match (data["amount"].as_str(), data["currency"].as_str()) {
-                (Some(amount), Some(currency)) => format!("{currency} {amount}"),
-                (Some(amount), None) => amount.to_owned(),
-                _ => w("no se pudo leer", "could not be read").to_owned(),
-            };
-            doc.subject = if event.kind == "balance.low" {
-                format!("{} {modem}: {shown}", w("Saldo bajo en", "Low balance on"))
-            } else {
-                format!("{} {modem}: {shown}", w("Saldo de", "Balance of"))
-            };
-            doc.field(w("Módem", "Modem"), modem);
-            doc.field(w("Saldo", "Balance"), shown);
-            if let Some(expires) = data["expires"].as_str() {
-                doc.field(w("Vence", "Expires"), expires);
-            }
-            if let Some(threshold) = data["threshold"].as_str() {
-                doc.field(w("Umbral", "Threshold"), threshold);
-            }
-            doc.field(w("Consultado", "Checked"), at);
-            doc.block(
-                w("Respuesta del operador", "The operator's answer"),
-                str_of(&data, "text"),
-            );
-            if data["paused"] == true {
-                doc.block(
-                    "",
-                    w(
-                        "El envío por este módem quedó en pausa hasta que el saldo se recupere.",
-                        "Sending through this modem is paused until the balance is back.",
-                    ),
-                );
-            }
-        }
-        "modem.connected" | "modem.lost" => {
-            let modem = str_of(&data, "modem_id");
-            doc.subject = if event.kind == "modem.connected" {
-                format!(
-                    "{} {modem} {}",
-                    w("Módem", "Modem"),
-                    w("conectado", "connected")
-                )
-            } else {
-                format!("{} {modem} {}", w("Módem", "Modem"), w("perdido", "lost"))
-            };
-            doc.field(w("Módem", "Modem"), modem);
-            doc.field(w("Hora", "Time"), at);
-            if let Some(model) = data["model"].as_str() {
-                doc.field(w("Modelo", "Model"), model);
-            }
-            if let Some(reason) = data["reason"].as_str() {
-                doc.field(w("Motivo", "Reason"), reason);
-            }
-        }
+        "balance.checked" | "balance.low" => balance(&mut doc, kind, &data, &at, lang),
+        "modem.connected" | "modem.lost" => modem(&mut doc, kind, &data, &at, lang),
         other => {
             doc.subject = format!("Pregonero: {other}");
-            doc.field(w("Hora", "Time"), at);
+            doc.field(lang.pick("Hora", "Time"), at);
             doc.block("", serde_json::to_string_pretty(&data).unwrap_or_default());
         }
     }
     Ok(doc)
+}
+
+/// A received text or call: who, when, what, and the last message sent to that number.
+async fn received(
+    doc: &mut Doc,
+    store: &Store,
+    kind: &str,
+    data: &Value,
+    at: &str,
+    tz: Tz,
+    lang: Language,
+) -> Result<(), StoreError> {
+    let w = |es: &'static str, en: &'static str| lang.pick(es, en);
+    let from = str_of(data, "from");
+    let call = kind == "call.received";
+    doc.subject = if call {
+        format!("{} {from}", w("Llamada recibida de", "Call from"))
+    } else {
+        format!("{} {from}", w("SMS recibido de", "Text from"))
+    };
+    doc.field(w("De", "From"), from);
+    doc.field(w("Recibido", "Received"), at);
+    doc.field(w("Módem", "Modem"), str_of(data, "modem_id"));
+    if !call {
+        let mut text = str_of(data, "text").to_owned();
+        if data["complete"] == false {
+            text.push_str(w(
+                "\n(faltan partes de este mensaje)",
+                "\n(parts of this text never came)",
+            ));
+        }
+        doc.block(w("Texto", "Text"), text);
+    }
+    match data["keyword"].as_str() {
+        Some("opt_out") => doc.block(
+            "",
+            w(
+                "El remitente pidió no recibir más mensajes: su número quedó en la lista de \
+                 exclusión.",
+                "The sender asked to get no more messages: the number is now on the \
+                 suppression list.",
+            ),
+        ),
+        Some("opt_in") => doc.block(
+            "",
+            w(
+                "El remitente pidió volver a recibir mensajes.",
+                "The sender asked to get messages again.",
+            ),
+        ),
+        _ => {}
+    }
+    let last = match data["last_message_id"].as_i64() {
+        Some(id) => store.message(id).await?,
+        None => None,
+    };
+    match last {
+        Some(m) => {
+            let when = m.sent_at.map(|t| local(t, tz)).unwrap_or_default();
+            let heading = format!(
+                "{} ({when}, {})",
+                w(
+                    "Último mensaje enviado a este número",
+                    "Last message sent to this number"
+                ),
+                m.status.as_str()
+            );
+            doc.block(&heading, m.text);
+        }
+        None => doc.block(
+            "",
+            w(
+                "No se envió ningún mensaje a este número.",
+                "No message was sent to this number.",
+            ),
+        ),
+    }
+    Ok(())
+}
+
+/// A message sent, delivered or failed.
+fn message(doc: &mut Doc, kind: &str, data: &Value, at: &str, lang: Language) {
+    let w = |es: &'static str, en: &'static str| lang.pick(es, en);
+    let id = data["message_id"].as_i64().unwrap_or_default();
+    let to = str_of(data, "to");
+    let what = match kind {
+        "message.sent" => w("enviado", "sent"),
+        "message.delivered" => w("entregado", "delivered"),
+        _ => w("fallido", "failed"),
+    };
+    doc.subject = format!("{} {id} {what}: {to}", w("Mensaje", "Message"));
+    doc.field(w("Para", "To"), to);
+    doc.field(w("Referencia", "Reference"), str_of(data, "ref"));
+    doc.field(w("Módem", "Modem"), str_of(data, "modem_id"));
+    doc.field(w("Hora", "Time"), at);
+    if let Some(error) = data["error"].as_str() {
+        doc.field(w("Error", "Error"), error);
+    }
+}
+
+/// A load's report.
+async fn load_finished(
+    doc: &mut Doc,
+    store: &Store,
+    data: &Value,
+    tz: Tz,
+    lang: Language,
+) -> Result<(), StoreError> {
+    let id = str_of(data, "load_id").to_owned();
+    match store.load(&id).await? {
+        Some(load) => {
+            let rows = store.load_rows(&id).await?;
+            let statuses = store.load_statuses(&id).await?;
+            let (subject, text) = report::load_report(&load, &rows, &statuses, tz, lang);
+            doc.subject = subject;
+            doc.block("", text);
+        }
+        None => {
+            doc.subject = format!("{} {id}", lang.pick("Carga", "Load"));
+            doc.block(
+                "",
+                lang.pick("La carga ya no existe.", "The load no longer exists."),
+            );
+        }
+    }
+    doc.load_id = Some(id);
+    Ok(())
+}
+
+/// A balance checked, or found low.
+fn balance(doc: &mut Doc, kind: &str, data: &Value, at: &str, lang: Language) {
+    let w = |es: &'static str, en: &'static str| lang.pick(es, en);
+    let modem = str_of(data, "modem_id");
+    let shown = match (data["amount"].as_str(), data["currency"].as_str()) {
+        (Some(amount), Some(currency)) => format!("{currency} {amount}"),
+        (Some(amount), None) => amount.to_owned(),
+        _ => w("no se pudo leer", "could not be read").to_owned(),
+    };
+    doc.subject = if kind == "balance.low" {
+        format!("{} {modem}: {shown}", w("Saldo bajo en", "Low balance on"))
+    } else {
+        format!("{} {modem}: {shown}", w("Saldo de", "Balance of"))
+    };
+    doc.field(w("Módem", "Modem"), modem);
+    doc.field(w("Saldo", "Balance"), shown);
+    if let Some(expires) = data["expires"].as_str() {
+        doc.field(w("Vence", "Expires"), expires);
+    }
+    if let Some(threshold) = data["threshold"].as_str() {
+        doc.field(w("Umbral", "Threshold"), threshold);
+    }
+    doc.field(w("Consultado", "Checked"), at);
+    if let Some(error) = data["error"].as_str() {
+        doc.field(w("Error", "Error"), error);
+    }
+    doc.block(
+        w("Respuesta del operador", "The operator's answer"),
+        str_of(data, "text"),
+    );
+    if data["paused"] == true {
+        doc.block(
+            "",
+            w(
+                "El envío por este módem quedó en pausa hasta que el saldo se recupere.",
+                "Sending through this modem is paused until the balance is back.",
+            ),
+        );
+    }
+}
+
+/// A modem that came up or went away.
+fn modem(doc: &mut Doc, kind: &str, data: &Value, at: &str, lang: Language) {
+    let w = |es: &'static str, en: &'static str| lang.pick(es, en);
+    let modem = str_of(data, "modem_id");
+    let state = if kind == "modem.connected" {
+        w("conectado", "connected")
+    } else {
+        w("perdido", "lost")
+    };
+    doc.subject = format!("{} {modem} {state}", w("Módem", "Modem"));
+    doc.field(w("Módem", "Modem"), modem);
+    doc.field(w("Hora", "Time"), at);
+    if let Some(model) = data["model"].as_str() {
+        doc.field(w("Modelo", "Model"), model);
+    }
+    if let Some(reason) = data["reason"].as_str() {
+        doc.field(w("Motivo", "Reason"), reason);
+    }
 }
 
 #[cfg(test)]

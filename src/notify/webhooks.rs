@@ -224,8 +224,8 @@ async fn serve(
         }
 
         // 3. Post each on a task of its own; the outcome goes to the recorder and the breaker.
-        if probing {
-            lock(&breaker).probe_sent();
+        if probing && let Some(probe) = due.first() {
+            lock(&breaker).probe_sent(probe.id);
         }
         let mut first = Some(first);
         for delivery in due {
@@ -237,10 +237,10 @@ async fn serve(
                 },
             };
             let (client, hook, record) = (client.clone(), hook.clone(), record.clone());
-            let breaker = breaker.clone();
+            let (breaker, node) = (breaker.clone(), node.clone());
             tokio::spawn(async move {
-                let (outcome, down) = attempt(&client, &hook, &delivery, retry_ms).await;
-                lock(&breaker).outcome(&outcome.next, down, Instant::now());
+                let (outcome, down) = attempt(&client, &hook, &delivery, retry_ms, &node).await;
+                lock(&breaker).outcome(delivery.id, &outcome.next, down, Instant::now());
                 drop(permit);
                 let _ = record.send(outcome).await;
             });
@@ -267,8 +267,8 @@ struct Breaker {
     failures: u32,
     /// While down: when the next probe may go, and the wait after that one.
     down: Option<(Instant, Duration)>,
-    /// Whether a probe is out and not yet answered.
-    probe_out: bool,
+    /// The delivery sent as a probe, while its answer is awaited.
+    probe_out: Option<i64>,
 }
 
 impl Breaker {
@@ -277,7 +277,7 @@ impl Breaker {
             first_wait: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(0).max(1)),
             failures: 0,
             down: None,
-            probe_out: false,
+            probe_out: None,
         }
     }
 
@@ -286,29 +286,32 @@ impl Breaker {
     fn state(&self, now: Instant) -> (Option<Duration>, bool) {
         match self.down {
             None => (None, false),
-            Some(_) if self.probe_out => (Some(LOOK_EVERY), true),
+            Some(_) if self.probe_out.is_some() => (Some(LOOK_EVERY), true),
             Some((at, _)) if at > now => (Some(at - now), true),
             Some(_) => (None, true),
         }
     }
 
-    fn probe_sent(&mut self) {
-        self.probe_out = true;
+    fn probe_sent(&mut self, delivery: i64) {
+        self.probe_out = Some(delivery);
     }
 
-    /// Takes in an attempt's outcome; `down` when it could not reach the receiver at all.
-    fn outcome(&mut self, next: &Next, down: bool, now: Instant) {
+    /// Takes in the outcome of an attempt at `delivery`; `down` when it could not reach the
+    /// receiver at all.
+    fn outcome(&mut self, delivery: i64, next: &Next, down: bool, now: Instant) {
         if matches!(next, Next::Delivered) {
             self.failures = 0;
             self.down = None;
-            self.probe_out = false;
+            self.probe_out = None;
             return;
         }
         self.failures = self.failures.saturating_add(1);
         let tripped = down || self.failures >= TRIP_AFTER;
         match self.down {
-            Some((_, wait)) if self.probe_out => {
-                self.probe_out = false;
+            // The probe failed: the next one waits longer. (A failure of an attempt begun before
+            // the receiver was taken for down is not the probe's.)
+            Some((_, wait)) if self.probe_out == Some(delivery) => {
+                self.probe_out = None;
                 self.down = Some((now + wait, (wait * 2).min(MAX_PROBE_WAIT)));
             }
             // Attempts that were already out when it tripped change nothing.
@@ -332,6 +335,7 @@ async fn attempt(
     hook: &WebhookRecord,
     delivery: &DueDelivery,
     retry_ms: i64,
+    node: &str,
 ) -> (Attempted, bool) {
     let body = body(delivery);
     let at = now_ms();
@@ -353,9 +357,18 @@ async fn attempt(
         .as_ref()
         .is_err_and(|err| err.is_timeout() || err.is_connect());
     let (status_code, error, excerpt) = match sent {
-        Ok(res) => {
+        Ok(mut res) => {
             let status = res.status();
-            let text = res.text().await.unwrap_or_default();
+            // The start of the answer is all that is kept: a receiver that sends megabytes
+            // costs no more than that.
+            let mut head = Vec::new();
+            while head.len() < EXCERPT * 4 {
+                match res.chunk().await {
+                    Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&head);
             let excerpt: String = text.chars().take(EXCERPT).collect();
             let error = (!status.is_success()).then(|| format!("the receiver answered {status}"));
             (Some(i64::from(status.as_u16())), error, Some(excerpt))
@@ -383,6 +396,8 @@ async fn attempt(
     }
     let attempted = Attempted {
         delivery_id: delivery.id,
+        webhook_id: hook.id.clone(),
+        node: node.to_owned(),
         attempt: AttemptRecord {
             attempt: attempt_no,
             at,
@@ -421,18 +436,18 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new(1_000);
         let failed = Next::RetryAt(0);
-        b.outcome(&failed, false, t0);
-        b.outcome(&failed, false, t0);
+        b.outcome(1, &failed, false, t0);
+        b.outcome(2, &failed, false, t0);
         assert_eq!(b.state(t0), (None, false), "two failures are not enough");
-        b.outcome(&Next::Delivered, false, t0);
-        b.outcome(&failed, false, t0);
-        b.outcome(&failed, false, t0);
+        b.outcome(3, &Next::Delivered, false, t0);
+        b.outcome(4, &failed, false, t0);
+        b.outcome(5, &failed, false, t0);
         assert_eq!(
             b.state(t0),
             (None, false),
             "a success starts the count again"
         );
-        b.outcome(&failed, false, t0);
+        b.outcome(6, &failed, false, t0);
         assert_eq!(b.state(t0), (Some(Duration::from_secs(1)), true));
         assert_eq!(b.state(t0 + Duration::from_secs(1)), (None, true));
     }
@@ -443,19 +458,26 @@ mod tests {
         let mut b = Breaker::new(1_000);
         let failed = Next::RetryAt(0);
         // A refused connection trips it at once; attempts already out change nothing.
-        b.outcome(&failed, true, t0);
-        b.outcome(&failed, true, t0);
+        b.outcome(1, &failed, true, t0);
+        b.outcome(2, &failed, true, t0);
         assert_eq!(b.state(t0), (Some(Duration::from_secs(1)), true));
 
         let t1 = t0 + Duration::from_secs(1);
-        b.probe_sent();
+        b.probe_sent(10);
         assert_eq!(b.state(t1), (Some(LOOK_EVERY), true), "one probe at a time");
-        b.outcome(&failed, true, t1);
+        // An attempt begun before the receiver was taken for down fails late: not the probe.
+        b.outcome(3, &failed, true, t1);
+        assert_eq!(
+            b.state(t1),
+            (Some(LOOK_EVERY), true),
+            "still waiting for the probe"
+        );
+        b.outcome(10, &failed, true, t1);
         assert_eq!(b.state(t1), (Some(Duration::from_secs(2)), true));
 
         let t2 = t1 + Duration::from_secs(2);
-        b.probe_sent();
-        b.outcome(&Next::Delivered, false, t2);
+        b.probe_sent(11);
+        b.outcome(11, &Next::Delivered, false, t2);
         assert_eq!(b.state(t2), (None, false));
     }
 }

@@ -25,7 +25,7 @@ pub struct EventRecord {
 }
 
 /// A stored webhook.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookRecord {
     /// Identifier.
     pub id: String,
@@ -43,6 +43,18 @@ pub struct WebhookRecord {
     pub created_at: i64,
     /// When it last changed, in ms.
     pub updated_at: i64,
+}
+
+impl std::fmt::Debug for WebhookRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRecord")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &"[redacted]")
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebhookRecord {
@@ -121,6 +133,10 @@ pub enum Next {
 pub struct Attempted {
     /// The delivery.
     pub delivery_id: i64,
+    /// Its webhook.
+    pub webhook_id: String,
+    /// The node that claimed it: an outcome counts only while the claim is this node's.
+    pub node: String,
     /// The attempt, as recorded.
     pub attempt: AttemptRecord,
     /// What follows.
@@ -261,6 +277,14 @@ impl Store {
     ///
     /// Fails when the database does; then nothing changed.
     pub async fn fan_out(&self, limit: u32) -> Result<usize, StoreError> {
+        // A look without the write lock first: an idle gateway asks often, and finds nothing.
+        let any: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM events WHERE fanned = 0 LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?;
+        if any.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.begin_write().await?;
         // Of two nodes fanning out at once on PostgreSQL, each takes other events.
         let lock = match self.backend() {
@@ -392,15 +416,44 @@ impl Store {
             .map_err(Into::into)
     }
 
-    /// Records attempts and their consequences, all in one transaction.
+    /// Records attempts and their consequences, all in one transaction. An attempt counts only
+    /// while its node still holds the delivery's claim: one whose lease ended and was taken by
+    /// another node, or that was replayed or given up meanwhile, is dropped. Returns how many
+    /// counted.
     ///
     /// # Errors
     ///
     /// Fails when the database does; then none is recorded, and the leases bring the
     /// deliveries back.
-    pub async fn record_attempts(&self, attempts: &[Attempted]) -> Result<(), StoreError> {
+    pub async fn record_attempts(&self, attempts: &[Attempted]) -> Result<usize, StoreError> {
         let mut tx = self.begin_write().await?;
+        let mut counted = 0;
         for a in attempts {
+            let (status, next_at, delivered_at) = match a.next {
+                Next::Delivered => ("delivered", a.attempt.at, Some(a.attempt.at)),
+                Next::RetryAt(at) => ("pending", at, None),
+                Next::Dead => ("dead", a.attempt.at, None),
+            };
+            let done = sqlx::query(
+                "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_at = $3, \
+                 delivered_at = $4, last_status = $5, last_error = $6, claimed_by = NULL \
+                 WHERE id = $7 AND webhook_id = $8 AND status = 'pending' AND claimed_by = $9",
+            )
+            .bind(status)
+            .bind(a.attempt.attempt)
+            .bind(next_at)
+            .bind(delivered_at)
+            .bind(a.attempt.status_code)
+            .bind(&a.attempt.error)
+            .bind(a.delivery_id)
+            .bind(&a.webhook_id)
+            .bind(&a.node)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            counted += 1;
             sqlx::query(
                 "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, \
                  excerpt, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -415,27 +468,9 @@ impl Store {
             .bind(a.attempt.duration_ms)
             .execute(&mut *tx)
             .await?;
-            let (status, next_at, delivered_at) = match a.next {
-                Next::Delivered => ("delivered", a.attempt.at, Some(a.attempt.at)),
-                Next::RetryAt(at) => ("pending", at, None),
-                Next::Dead => ("dead", a.attempt.at, None),
-            };
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_at = $3, \
-                 delivered_at = $4, last_status = $5, last_error = $6 WHERE id = $7",
-            )
-            .bind(status)
-            .bind(a.attempt.attempt)
-            .bind(next_at)
-            .bind(delivered_at)
-            .bind(a.attempt.status_code)
-            .bind(&a.attempt.error)
-            .bind(a.delivery_id)
-            .execute(&mut *tx)
-            .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(counted)
     }
 
     /// Stores a new webhook.
@@ -682,7 +717,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'dead', \
              last_error = 'the receiver did not take it for a day' \
-             WHERE status = 'pending' AND created_at < $1",
+             WHERE status = 'pending' AND created_at < $1 AND claimed_by IS NULL",
         )
         .bind(before)
         .execute(self.pool())
@@ -690,7 +725,29 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Makes a delivery due again now, whatever became of it; its attempts are kept.
+    /// Whether the webhook has this delivery.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn has_delivery(
+        &self,
+        webhook_id: &str,
+        delivery_id: i64,
+    ) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2",
+        )
+        .bind(delivery_id)
+        .bind(webhook_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Makes a delivery due again now, whatever became of it; its attempts are kept. `false`
+    /// when there is no such delivery, or it is being posted right now (it is not sent twice at
+    /// once).
     ///
     /// # Errors
     ///
@@ -703,7 +760,7 @@ impl Store {
         let _gate = self.write_gate().await;
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_at = $1, \
-             created_at = $1 WHERE id = $2 AND webhook_id = $3",
+             created_at = $1 WHERE id = $2 AND webhook_id = $3 AND claimed_by IS NULL",
         )
         .bind(now_ms())
         .bind(delivery_id)

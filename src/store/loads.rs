@@ -624,7 +624,101 @@ impl Store {
     }
 }
 
+/// Where a daily run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// No node has claimed it.
+    Unclaimed,
+    /// A node claimed it at this time (ms) and has not finished.
+    Running(i64),
+    /// Its work is done.
+    Finished,
+}
+
 impl Store {
+    /// Where the run of `job` for `day` stands.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn run_state(&self, job: &str, day: &str) -> Result<RunState, StoreError> {
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT started_at, finished_at FROM schedule_runs WHERE job = $1 AND day = $2",
+        )
+        .bind(job)
+        .bind(day)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            None => RunState::Unclaimed,
+            Some((_, Some(_))) => RunState::Finished,
+            Some((started, None)) => RunState::Running(started),
+        })
+    }
+
+    /// Takes over a run claimed before `stale_before` (ms) and never finished: its node died.
+    /// `true` when this node has it now.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn take_over_run(
+        &self,
+        job: &str,
+        day: &str,
+        node: &str,
+        stale_before: i64,
+    ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
+        let done = sqlx::query(
+            "UPDATE schedule_runs SET node = $1, started_at = $2 \
+             WHERE job = $3 AND day = $4 AND finished_at IS NULL AND started_at < $5",
+        )
+        .bind(node)
+        .bind(now_ms())
+        .bind(job)
+        .bind(day)
+        .bind(stale_before)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a run's work done.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn finish_run(&self, job: &str, day: &str) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
+        sqlx::query("UPDATE schedule_runs SET finished_at = $1 WHERE job = $2 AND day = $3")
+            .bind(now_ms())
+            .bind(job)
+            .bind(day)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Gives up this node's unfinished claim of a run, so that it is tried again.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does.
+    pub async fn release_run(&self, job: &str, day: &str, node: &str) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
+        sqlx::query(
+            "DELETE FROM schedule_runs WHERE job = $1 AND day = $2 AND node = $3 \
+             AND finished_at IS NULL",
+        )
+        .bind(job)
+        .bind(day)
+        .bind(node)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Whether the run of `job` for `day` was claimed more than `older_than_ms` ago and no
     /// automatic load for that day was recorded since: its node stopped before starting it.
     ///

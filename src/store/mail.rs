@@ -361,8 +361,9 @@ impl Store {
         Ok(mails)
     }
 
-    /// Records an attempt at a mail: sent, to be retried, or failed for good. A mail that
-    /// carries a load's report marks the report sent.
+    /// Records an attempt at a mail by `node`: sent, to be retried, or failed for good. A mail
+    /// that carries a load's report marks the report sent. `false` when the claim was no
+    /// longer this node's, and nothing was recorded.
     ///
     /// # Errors
     ///
@@ -372,7 +373,8 @@ impl Store {
         mail: &MailRecord,
         outcome: &MailOutcome,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
+        node: &str,
+    ) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let (status, next_at, sent_at) = match outcome {
@@ -384,9 +386,12 @@ impl Store {
             MailOutcome::Sent => mail.first_failed_at,
             _ => Some(mail.first_failed_at.unwrap_or(now)),
         };
-        sqlx::query(
+        // Only while this node still holds the claim: a late outcome after the lease went to
+        // another node is dropped.
+        let done = sqlx::query(
             "UPDATE mails SET status = $1, attempts = attempts + 1, next_at = $2, sent_at = $3, \
-             first_failed_at = $4, last_error = $5 WHERE id = $6",
+             first_failed_at = $4, last_error = $5, claimed_by = NULL \
+             WHERE id = $6 AND status = 'pending' AND claimed_by = $7",
         )
         .bind(status)
         .bind(next_at)
@@ -394,8 +399,13 @@ impl Store {
         .bind(first_failed)
         .bind(error)
         .bind(mail.id)
+        .bind(node)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(false);
+        }
         if let (MailOutcome::Sent, Some(load)) = (outcome, &mail.load_id) {
             sqlx::query("UPDATE loads SET report_sent_at = $1 WHERE id = $2")
                 .bind(now)
@@ -404,7 +414,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Mails, newest first, optionally of one status, after the cursor `id`, at most `limit`.
@@ -454,7 +464,7 @@ impl Store {
         let now = now_ms();
         let done = sqlx::query(
             "UPDATE mails SET next_at = $1 WHERE status = 'pending' AND attempts > 0 \
-             AND next_at > $1",
+             AND next_at > $1 AND claimed_by IS NULL",
         )
         .bind(now)
         .execute(self.pool())
@@ -463,7 +473,7 @@ impl Store {
     }
 
     /// Makes a failed mail due again now, with a new day of retries; `false` when there is no
-    /// such mail or it was sent.
+    /// such mail, it was sent, or it is being sent right now.
     ///
     /// # Errors
     ///
@@ -472,7 +482,7 @@ impl Store {
         let _gate = self.write_gate().await;
         let done = sqlx::query(
             "UPDATE mails SET status = 'pending', next_at = $1, first_failed_at = NULL \
-             WHERE id = $2 AND status <> 'sent'",
+             WHERE id = $2 AND status <> 'sent' AND claimed_by IS NULL",
         )
         .bind(now_ms())
         .bind(id)

@@ -80,6 +80,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0010_balances.sql"),
         postgres: include_str!("../../migrations/postgres/0010_balances.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_daily_runs.sql",
+        sqlite: include_str!("../../migrations/0011_daily_runs.sql"),
+        postgres: include_str!("../../migrations/0011_daily_runs.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

@@ -39,7 +39,7 @@ pub use events::{
 };
 pub use inbox::{InboxFilter, InboxRecord, LastMessage, Received, ReceivedText};
 pub use loads::{
-    Committed, Deleted, LOAD_REF_PREFIX, LoadMessage, LoadRecord, LoadRowRecord, NewLoad,
+    Committed, Deleted, LOAD_REF_PREFIX, LoadMessage, LoadRecord, LoadRowRecord, NewLoad, RunState,
     load_message_ref,
 };
 pub use mail::{MailOutcome, MailRecord, MailRuleRecord, NewMail};

@@ -9,6 +9,24 @@ use crate::domain::{Keyword, Keywords};
 /// The settings key of the opt-out and opt-in keywords.
 pub const KEYWORDS_KEY: &str = "optout.keywords";
 
+/// The settings key of the list's version, which every change moves on: nodes compare it to
+/// know when to read the list again, whatever their clocks say.
+const VERSION_KEY: &str = "optout.version";
+
+/// Moves the list's version on, inside the transaction that changes the list.
+async fn bump_version_on(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_at) VALUES ($1, '1', $2) \
+         ON CONFLICT (key) DO UPDATE SET \
+         value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT), updated_at = $2",
+    )
+    .bind(VERSION_KEY)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// The error of a message cancelled because its recipient is on the suppression list.
 pub const OPTED_OUT: &str = "cancelled: the recipient is on the suppression list";
 
@@ -75,6 +93,9 @@ async fn suppress_on(
     .bind(record.created_at)
     .execute(&mut *conn)
     .await?;
+    if inserted.rows_affected() == 1 {
+        bump_version_on(conn).await?;
+    }
     let cancelled = cancel_pending_to(conn, &record.phone).await?;
     let stored = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM suppressions WHERE phone = $1"
@@ -151,10 +172,14 @@ pub(crate) async fn apply_keyword_on(
             );
         }
         Keyword::OptIn => {
-            sqlx::query("DELETE FROM suppressions WHERE phone = $1 AND source = 'sms'")
-                .bind(number)
-                .execute(&mut *conn)
-                .await?;
+            let removed =
+                sqlx::query("DELETE FROM suppressions WHERE phone = $1 AND source = 'sms'")
+                    .bind(number)
+                    .execute(&mut *conn)
+                    .await?;
+            if removed.rows_affected() > 0 {
+                bump_version_on(conn).await?;
+            }
             tracing::info!(inbox.id = inbox_id, "opt-in received");
         }
     }
@@ -215,11 +240,15 @@ impl Store {
     ///
     /// Fails when the database does.
     pub async fn unsuppress(&self, phone: &str) -> Result<bool, StoreError> {
-        let _gate = self.write_gate().await;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM suppressions WHERE phone = $1")
             .bind(phone)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        if done.rows_affected() == 1 {
+            bump_version_on(&mut tx).await?;
+        }
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -283,17 +312,17 @@ impl Store {
             .await?)
     }
 
-    /// A value that changes whenever the list does: its length and its newest entry's time.
+    /// The list's version: it moves on with every change.
     ///
     /// # Errors
     ///
     /// Fails when the database does.
-    pub async fn suppressions_fingerprint(&self) -> Result<(i64, i64), StoreError> {
-        let (count, newest): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), MAX(created_at) FROM suppressions")
-                .fetch_one(self.pool())
-                .await?;
-        Ok((count, newest.unwrap_or(0)))
+    pub async fn suppressions_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .setting(VERSION_KEY)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Cancels pending messages to numbers on the list: those accepted by a node that had not

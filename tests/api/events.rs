@@ -157,6 +157,14 @@ async fn bad_streams_are_refused_naming_the_field() {
         .get("/v1/events?last_event_id=yesterday", &app.admin_token)
         .await;
     assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("last_event_id")).await;
+    // 32 bytes after the prefix, one character of them two bytes long.
+    let res = app
+        .get(
+            "/v1/events?last_event_id=evt_aaaaaaaaaaa%C3%A9aaaaaaaaaaaaaaaaaaa",
+            &app.admin_token,
+        )
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("last_event_id")).await;
     let (_, operator) = app.user_with("ana", &["operators"]).await;
     let res = app.get("/v1/events", &operator).await;
     assert_problem(res, StatusCode::FORBIDDEN, None).await;

@@ -340,3 +340,32 @@ async fn bad_settings_and_rules_are_refused_naming_the_field() {
     let res = app.get("/v1/notifications/rules", &operator).await;
     assert_problem(res, StatusCode::FORBIDDEN, None).await;
 }
+
+#[tokio::test]
+async fn the_password_stays_only_with_its_server_and_never_travels_in_the_clear() {
+    let app = spawn_app().await;
+    put_settings(&app, settings(2525, "starttls")).await;
+    let mut again = settings(2525, "starttls");
+    again.as_object_mut().unwrap().remove("password");
+    let kept = put_settings(&app, again.clone()).await;
+    assert_eq!(kept["password_set"], true);
+
+    // Sent elsewhere, the stored password would go to whoever runs that host.
+    let mut moved = again.clone();
+    moved["host"] = json!("smtp.otro.bo");
+    let res = app
+        .put("/v1/notifications/email", &app.admin_token, moved)
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("password")).await;
+
+    let mut plain = settings(2525, "none");
+    plain["password"] = json!(PASSWORD);
+    let res = app
+        .put("/v1/notifications/email", &app.admin_token, plain)
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, Some("security")).await;
+    let shown = app
+        .get_json("/v1/notifications/email", &app.admin_token)
+        .await;
+    assert_eq!(shown["host"], "localhost", "nothing refused was stored");
+}

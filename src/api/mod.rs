@@ -26,8 +26,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono_tz::Tz;
-use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::auth::TokenKeys;
 use crate::domain::Region;
@@ -75,9 +74,6 @@ pub struct AppState {
 
 /// Mounts every route, Swagger UI and the error handlers for malformed input.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let mut doc = openapi::ApiDoc::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-
     cfg.app_data(web::PayloadConfig::new(json::MAX_BODY))
         .app_data(web::QueryConfig::default().error_handler(json::query_error))
         .app_data(web::PathConfig::default().error_handler(json::path_error))
@@ -98,7 +94,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(notifications::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
-        .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", doc));
+        .route("/openapi.json", web::get().to(openapi_json))
+        // Swagger UI fetches the document from /openapi.json like any client, so no worker keeps
+        // a copy of its own (a few MiB each, and the code that builds it touched at start-up).
+        .service(SwaggerUi::new("/swagger-ui/{_:.*}").config(Config::new(["/openapi.json"])));
+}
+
+/// `GET /openapi.json`: the OpenAPI document, built on the first request.
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi::cached_json())
 }
 
 /// `GET /` sends a person to Swagger UI.

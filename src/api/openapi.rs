@@ -100,6 +100,12 @@ impl Modify for BearerScheme {
     }
 }
 
+/// The document as served, built once on first use and kept.
+pub fn cached_json() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(document_json)
+}
+
 /// The document as pretty JSON, as committed in `openapi/openapi.json`.
 pub fn document_json() -> String {
     let mut doc = ApiDoc::openapi();

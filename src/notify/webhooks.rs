@@ -74,24 +74,21 @@ pub fn spawn(store: Store, retry_ms: u64, node: String) -> tokio::task::JoinHand
     let node: Arc<str> = node.into();
     let retry_ms = i64::try_from(retry_ms).unwrap_or(i64::MAX);
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("pregonero/", env!("CARGO_PKG_VERSION")))
-            .build()
-        {
-            Ok(c) => c,
-            Err(err) => {
-                tracing::error!(error = %err, "webhook client not built; no webhook will be sent");
-                return;
-            }
-        };
         let (record, outcomes) = mpsc::channel(4 * RECORD_BATCH);
         let (wake, woken) = watch::channel(0_u64);
         let _fan = super::AbortOnDrop(tokio::spawn(fan_out(store.clone(), wake)));
         let _recorder = super::AbortOnDrop(tokio::spawn(recorder(store.clone(), outcomes)));
-        supervise(store, client, record, woken, retry_ms, node).await;
+        supervise(store, record, woken, retry_ms, node).await;
     })
+}
+
+/// The HTTP client of every webhook: no redirects followed, the timeout of [`TIMEOUT`].
+fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("pregonero/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// Turns new events into deliveries, and tells the webhooks' tasks each time it made some.
@@ -122,7 +119,6 @@ async fn recorder(store: Store, mut outcomes: mpsc::Receiver<Attempted>) {
 /// Keeps one task a webhook, starting and stopping them as webhooks come and go.
 async fn supervise(
     store: Store,
-    client: reqwest::Client,
     record: mpsc::Sender<Attempted>,
     wake: watch::Receiver<u64>,
     retry_ms: i64,
@@ -131,6 +127,9 @@ async fn supervise(
     // Dropping an entry (or the whole map, when this task stops) stops its task.
     let mut tasks: HashMap<String, (WebhookRecord, super::AbortOnDrop)> = HashMap::new();
     let mut last_expiry: Option<Instant> = None;
+    // Made when the first webhook appears: a gateway without webhooks keeps no TLS roots and
+    // connection pool in memory.
+    let mut client: Option<reqwest::Client> = None;
     loop {
         // Deliveries a receiver has not taken for a day are given up, attempted lately or not
         // (the breaker holds back those of a receiver that is down).
@@ -152,6 +151,16 @@ async fn supervise(
                 tasks.retain(|id, (hook, task)| {
                     wanted.get(id).is_some_and(|w| w == hook) && !task.0.is_finished()
                 });
+                if !wanted.is_empty() && client.is_none() {
+                    match self::client() {
+                        Ok(c) => client = Some(c),
+                        Err(err) => tracing::error!(error = %err, "webhook client not built"),
+                    }
+                }
+                let Some(client) = &client else {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                };
                 for (id, hook) in wanted {
                     if tasks.contains_key(&id) {
                         continue;

@@ -74,6 +74,16 @@ async fn swagger_ui_is_served_from_the_binary() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("swagger-ui"));
+    let init = app
+        .client
+        .get(app.url("/swagger-ui/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/openapi.json"), "{init}");
     let res = app
         .client
         .get(app.url("/openapi.json"))

@@ -291,20 +291,8 @@ pub async fn history(
     caller.require(Module::Dashboard)?;
     known_modem(&state, &id)?;
     let query = query.into_inner();
-    let limit: u32 = match query.limit {
-        None => 50,
-        Some(raw) => raw.parse().unwrap_or(0),
-    };
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
-    }
-    let before = query
-        .cursor
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| ApiError::invalid("cursor", "not a cursor this service made"))
-        })
-        .transpose()?;
+    let limit = super::paging::limit(query.limit.as_deref(), 50, 500)?;
+    let before = super::paging::cursor(query.cursor.as_deref(), |c| c.parse::<i64>().ok())?;
     let checks = state.store.balance_checks(&id, before, limit).await?;
     let next_cursor = (checks.len() == limit as usize)
         .then(|| checks.last().map(|c| c.id.to_string()))

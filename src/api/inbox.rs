@@ -12,8 +12,8 @@ use super::time::{parse_time_or_date, show, show_opt};
 use crate::domain::{Module, PhoneNumber};
 use crate::store::{InboxFilter, InboxRecord};
 
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 500;
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
 
 /// A received text or call.
 #[derive(Debug, Serialize, ToSchema)]
@@ -175,24 +175,12 @@ fn filter_from(query: InboxQuery, state: &AppState) -> Result<InboxFilter, ApiEr
     {
         return Err(ApiError::invalid("until", "`until` must be after `from`"));
     }
-    let limit = match query.limit {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw.parse().unwrap_or(0),
-    };
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let after = query
-        .cursor
-        .map(|c| {
-            c.split_once('.')
-                .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.parse::<i64>().ok()?)))
-                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this service made"))
-        })
-        .transpose()?;
+    let limit = i64::from(super::paging::limit(
+        query.limit.as_deref(),
+        DEFAULT_PAGE,
+        MAX_PAGE,
+    )?);
+    let after = super::paging::cursor(query.cursor.as_deref(), super::paging::two_numbers)?;
     Ok(InboxFilter {
         kind: query.kind,
         number,

@@ -25,8 +25,8 @@ const MAX_AHEAD_MS: i64 = 366 * 24 * 60 * 60 * 1000;
 
 const MAX_REF_LEN: usize = 64;
 const STATES: &str = "pending, queued, sending, sent, delivered, failed, cancelled";
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 500;
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
 
 /// A message to send.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -616,24 +616,12 @@ fn filter_from(query: ListQuery, state: &AppState) -> Result<MessageFilter, ApiE
         return Err(ApiError::invalid("until", "`until` must be after `from`"));
     }
 
-    let limit = match query.limit {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw.parse().unwrap_or(0),
-    };
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let after = query
-        .cursor
-        .map(|c| {
-            c.split_once('.')
-                .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.parse::<i64>().ok()?)))
-                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this service made"))
-        })
-        .transpose()?;
+    let limit = i64::from(super::paging::limit(
+        query.limit.as_deref(),
+        DEFAULT_PAGE,
+        MAX_PAGE,
+    )?);
+    let after = super::paging::cursor(query.cursor.as_deref(), super::paging::two_numbers)?;
 
     if let Some(load_id) = &query.load_id
         && (load_id.is_empty() || load_id.len() > 64 || load_id.chars().any(char::is_control))

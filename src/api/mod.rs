@@ -15,6 +15,7 @@ mod messages;
 mod modems;
 mod notifications;
 pub mod openapi;
+mod paging;
 mod sending;
 mod suppressions;
 mod templates;

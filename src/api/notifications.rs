@@ -668,23 +668,8 @@ pub async fn list_mails(
             "must be `pending`, `sent` or `failed`",
         ));
     }
-    let limit = match query.limit {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw.parse().unwrap_or(0),
-    };
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let after = query
-        .cursor
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| ApiError::invalid("cursor", "not a cursor this service made"))
-        })
-        .transpose()?;
+    let limit = super::paging::limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+    let after = super::paging::cursor(query.cursor.as_deref(), |c| c.parse::<i64>().ok())?;
     let mails = state
         .store
         .list_mails(query.status.as_deref(), after, limit)

@@ -154,24 +154,11 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Module::Dashboard)?;
     let query = query.into_inner();
-    let limit = match query.limit {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw.parse().unwrap_or(0),
-    };
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let after = query
-        .cursor
-        .map(|c| {
-            c.split_once('.')
-                .and_then(|(t, phone)| Some((t.parse::<i64>().ok()?, phone.to_owned())))
-                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this service made"))
-        })
-        .transpose()?;
+    let limit = super::paging::limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+    let after = super::paging::cursor(query.cursor.as_deref(), |c| {
+        let (at, phone) = c.split_once('.')?;
+        Some((at.parse::<i64>().ok()?, phone.to_owned()))
+    })?;
     let items = state.store.list_suppressions(after, limit).await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| {

@@ -43,6 +43,7 @@ pub struct Application {
     feed: tokio::task::JoinHandle<()>,
     suppressions: tokio::task::JoinHandle<()>,
     mail: tokio::task::JoinHandle<()>,
+    pruning: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -194,6 +195,7 @@ impl Application {
         let webhooks =
             crate::notify::webhooks::spawn(store.clone(), config.webhook_retry_ms, node.clone());
         let (feed, feed_task) = crate::notify::feed::Feed::spawn(store.clone());
+        let pruning = crate::notify::spawn_pruning(store.clone(), config.retention_days);
         let mail_wake = Arc::new(tokio::sync::Notify::new());
         let mail = crate::notify::mail::spawn(
             store.clone(),
@@ -283,6 +285,7 @@ impl Application {
             feed: feed_task,
             suppressions: suppressions_task,
             mail,
+            pruning,
         })
     }
 
@@ -311,6 +314,7 @@ impl Application {
         self.feed.abort();
         self.suppressions.abort();
         self.mail.abort();
+        self.pruning.abort();
         self.store.close().await;
         self.events.record("service.stopped", None, json!({}));
         tracing::info!("pregonero stopped");

@@ -124,6 +124,9 @@ pub struct Config {
     /// Milliseconds before a mail that failed is tried again; each retry waits twice as long as
     /// the one before, up to half an hour.
     pub mail_retry_ms: u64,
+    /// Days that events, finished webhook deliveries and sent or failed mails are kept; 0 keeps
+    /// them for ever.
+    pub retention_days: u32,
 }
 
 /// One modem in the `modems` list.
@@ -186,6 +189,7 @@ impl Default for Config {
             sim_segment_ms: 3_000,
             webhook_retry_ms: 5_000,
             mail_retry_ms: 30_000,
+            retention_days: 30,
         }
     }
 }
@@ -297,6 +301,12 @@ impl Config {
             self.webhook_retry_ms = v.parse().map_err(|_| ConfigError::Env {
                 name: "PREGONERO_WEBHOOK_RETRY_MS",
                 reason: format!("`{v}` is not a whole number of milliseconds"),
+            })?;
+        }
+        if let Some(v) = lookup("PREGONERO_RETENTION_DAYS") {
+            self.retention_days = v.parse().map_err(|_| ConfigError::Env {
+                name: "PREGONERO_RETENTION_DAYS",
+                reason: format!("`{v}` is not a whole number of days"),
             })?;
         }
         if let Some(v) = lookup("PREGONERO_MAIL_RETRY_MS") {

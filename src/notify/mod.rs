@@ -42,6 +42,31 @@ pub fn event_json(event: &EventRecord) -> String {
     .to_string()
 }
 
+/// How often old events, deliveries and mails are looked for.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes, every hour, the events, finished deliveries and mails older than `days` (none
+/// when `days` is 0), until the task is dropped. Every node may do it; it is the same delete.
+pub fn spawn_pruning(store: crate::store::Store, days: u32) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if days == 0 {
+            return;
+        }
+        let keep_ms = i64::from(days) * 24 * 60 * 60 * 1000;
+        loop {
+            match store
+                .prune_notifications(crate::store::now_ms() - keep_ms, 5_000)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, days, "old events deleted"),
+                Err(err) => tracing::warn!(error = %err, "old events not deleted"),
+            }
+            tokio::time::sleep(PRUNE_EVERY).await;
+        }
+    })
+}
+
 /// A task that is stopped when this is dropped: the helpers of a notifier's task stop with it.
 pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 

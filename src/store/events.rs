@@ -725,6 +725,50 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Deletes what is done with and older than `before` (ms): delivered and dead webhook
+    /// deliveries with their attempts, sent and failed mails, and events that every webhook and
+    /// mail rule has had and nothing refers to any more. In rounds of at most `batch` rows, so
+    /// that SQLite's write lock is never held long; returns how many events went.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the database does; what was deleted by then stays deleted.
+    pub async fn prune_notifications(&self, before: i64, batch: u32) -> Result<u64, StoreError> {
+        const ROUNDS: [&str; 4] = [
+            "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM \
+             webhook_deliveries WHERE status IN ('delivered', 'dead') AND created_at < $1 \
+             ORDER BY id LIMIT {batch})",
+            "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+             WHERE status IN ('delivered', 'dead') AND created_at < $1 ORDER BY id LIMIT {batch})",
+            "DELETE FROM mails WHERE id IN (SELECT id FROM mails WHERE status IN ('sent', 'failed') \
+             AND created_at < $1 ORDER BY id LIMIT {batch})",
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events e WHERE e.at < $1 \
+             AND e.fanned = 1 AND e.mailed = 1 \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq) \
+             AND NOT EXISTS (SELECT 1 FROM mails m WHERE m.event_seq = e.seq) \
+             ORDER BY seq LIMIT {batch})",
+        ];
+        let mut events = 0;
+        for (i, round) in ROUNDS.iter().enumerate() {
+            let sql = round.replace("{batch}", &batch.to_string());
+            loop {
+                let _gate = self.write_gate().await;
+                let gone = sqlx::query(&sql)
+                    .bind(before)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+                if i == ROUNDS.len() - 1 {
+                    events += gone;
+                }
+                if gone < u64::from(batch) {
+                    break;
+                }
+            }
+        }
+        Ok(events)
+    }
+
     /// Whether the webhook has this delivery.
     ///
     /// # Errors

@@ -86,6 +86,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0011_daily_runs.sql"),
         postgres: include_str!("../../migrations/0011_daily_runs.sql"),
     },
+    Migration {
+        version: 12,
+        name: "0012_retention.sql",
+        sqlite: include_str!("../../migrations/0012_retention.sql"),
+        postgres: include_str!("../../migrations/0012_retention.sql"),
+    },
 ];
 
 /// An arbitrary constant that names Pregonero's migration lock among PostgreSQL advisory locks.

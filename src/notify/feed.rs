@@ -3,6 +3,9 @@
 //! hearing of events inside this process, means a dashboard connected to one node also sees
 //! what the other nodes sharing the database record.
 //!
+//! The reader looks again whenever this process commits a write, and every second for what other
+//! nodes write.
+//!
 //! On PostgreSQL, events can commit out of the order of their numbers: a transaction that took
 //! number 41 may commit after the one that took 42. The reader therefore keeps a floor (every
 //! event at or below it has been handed on or given up on) and the numbers above it that it has
@@ -16,7 +19,7 @@ use tokio::sync::broadcast;
 
 use crate::store::{EventRecord, Store};
 
-/// How often the table is read.
+/// How often the table is read while a gap waits for its late commit.
 const POLL: Duration = Duration::from_millis(100);
 
 /// How long a missing number is waited for before it is taken for a rolled-back transaction.
@@ -49,10 +52,14 @@ impl Feed {
                 }
             };
             let mut reader = Reader::new(start);
+            let mut writes = store.watch_writes();
             loop {
+                writes.borrow_and_update();
                 let limit = 1_000 + reader.seen.len() as u32;
+                let mut full = false;
                 match store.events_after(reader.floor, limit).await {
                     Ok(events) => {
+                        full = events.len() as u32 == limit;
                         for event in reader.take(events, Instant::now()) {
                             // Nobody listening is not an error.
                             let _ = sender.send(Arc::new(event));
@@ -60,7 +67,15 @@ impl Feed {
                     }
                     Err(err) => tracing::warn!(error = %err, "events not read for the feed"),
                 }
-                tokio::time::sleep(POLL).await;
+                if full {
+                    continue;
+                }
+                // A gap waits for its late commit, which may be another node's.
+                if reader.seen.is_empty() {
+                    super::wait_for_writes(&mut writes).await;
+                } else {
+                    tokio::time::sleep(POLL).await;
+                }
             }
         });
         (feed, task)

@@ -27,9 +27,6 @@ const LEASE_MS: i64 = 15 * 60 * 1000;
 /// The longest the sender pauses after a failure before it looks at the queue again.
 const MAX_PAUSE: Duration = Duration::from_secs(300);
 
-/// How often the tasks look for work when there was none.
-const LOOK_EVERY: Duration = Duration::from_millis(250);
-
 /// Events written into mails in one go at most.
 const FAN_OUT_BATCH: u32 = 1_000;
 
@@ -51,9 +48,11 @@ pub fn spawn(
 
 /// Writes mails for new events, as the rules ask.
 async fn fan_out(store: Store, tz: Tz) {
+    let mut writes = store.watch_writes();
     loop {
+        writes.borrow_and_update();
         match fan_out_once(&store, tz).await {
-            Ok(0) => tokio::time::sleep(LOOK_EVERY).await,
+            Ok(0) => super::wait_for_writes(&mut writes).await,
             Ok(_) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "events not written into mails; will retry");
@@ -108,6 +107,7 @@ async fn fan_out_once(store: &Store, tz: Tz) -> Result<usize, crate::store::Stor
 /// Sends due mails while email is set up and on. `wake` cuts its waits short: new settings, or
 /// a mail an admin asked to retry.
 async fn send(store: Store, retry_ms: i64, node: String, wake: Arc<Notify>) {
+    let mut writes = store.watch_writes();
     let nap = |length: Duration| {
         let wake = wake.clone();
         async move {
@@ -127,10 +127,15 @@ async fn send(store: Store, retry_ms: i64, node: String, wake: Arc<Notify>) {
                 continue;
             }
         };
+        writes.borrow_and_update();
         let mail = match store.claim_mails(1, LEASE_MS, &node).await {
             Ok(mut due) if !due.is_empty() => due.remove(0),
             Ok(_) => {
-                nap(LOOK_EVERY).await;
+                // A mail queued here is a write; one due by its retry time waits a second.
+                tokio::select! {
+                    () = super::wait_for_writes(&mut writes) => {}
+                    () = wake.notified() => {}
+                }
                 continue;
             }
             Err(err) => {

@@ -42,6 +42,22 @@ pub fn event_json(event: &EventRecord) -> String {
     .to_string()
 }
 
+/// How long a notifier that found nothing new waits before it looks again, unless this process
+/// writes something first: what other nodes sharing the database record reaches it this much
+/// later at most.
+const LOOK_AT_OTHER_NODES: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The least time between two looks, however often the database is written: under load the
+/// notifiers ask at most this often.
+const MIN_LOOK_GAP: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Waits for the next look of a notifier that found nothing: until this process writes (or
+/// `LOOK_AT_OTHER_NODES` passes), and at least `MIN_LOOK_GAP`.
+pub(crate) async fn wait_for_writes(writes: &mut tokio::sync::watch::Receiver<u64>) {
+    tokio::time::sleep(MIN_LOOK_GAP).await;
+    let _ = tokio::time::timeout(LOOK_AT_OTHER_NODES, writes.changed()).await;
+}
+
 /// How often old events, deliveries and mails are looked for.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 

@@ -34,10 +34,6 @@ const LEASE_MS: i64 = 60_000;
 /// How often the tasks look for work when nothing woke them.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
-/// How often new events are looked for when the last look found none: events of this node and
-/// of others sharing the database reach the receivers this much later at most.
-const FAN_OUT_EVERY: Duration = Duration::from_millis(50);
-
 /// How often deliveries older than [`GIVE_UP_AFTER_MS`] are looked for.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
@@ -93,9 +89,12 @@ fn client() -> Result<reqwest::Client, reqwest::Error> {
 
 /// Turns new events into deliveries, and tells the webhooks' tasks each time it made some.
 async fn fan_out(store: Store, wake: watch::Sender<u64>) {
+    let mut writes = store.watch_writes();
     loop {
+        // Writes from here on wake the wait below.
+        writes.borrow_and_update();
         match store.fan_out(1_000).await {
-            Ok(0) => tokio::time::sleep(FAN_OUT_EVERY).await,
+            Ok(0) => super::wait_for_writes(&mut writes).await,
             Ok(_) => wake.send_modify(|n| *n = n.wrapping_add(1)),
             Err(err) => {
                 tracing::warn!(error = %err, "events not fanned out; will retry");

@@ -112,6 +112,8 @@ pub struct Store {
     wal_restart_pages: i64,
     /// See [`Store::write_gate`].
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Counts the write transactions this process committed; see [`Store::watch_writes`].
+    written: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// A write transaction, holding the write gate until it is committed or dropped (rolled back).
@@ -119,16 +121,19 @@ pub struct Store {
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    written: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl WriteTx {
-    /// Makes the transaction durable, then lets the next writer in.
+    /// Makes the transaction durable, then lets the next writer in, and tells whoever watches
+    /// for writes.
     ///
     /// # Errors
     ///
     /// Fails when the database does; then nothing of the transaction happened.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        self.written.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 }
@@ -208,7 +213,15 @@ impl Store {
             restart_wanted: Arc::new(AtomicBool::new(false)),
             wal_restart_pages: WAL_RESTART_PAGES,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
+            written: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
+    }
+
+    /// A receiver that changes whenever this process commits a write transaction (every event
+    /// is stored in one): the notifiers wait on it instead of asking the database over and
+    /// over, and look now and then anyway for what other nodes write.
+    pub fn watch_writes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.written.subscribe()
     }
 
     /// Brings the schema up to date.
@@ -245,7 +258,11 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, _gate: gate })
+        Ok(WriteTx {
+            tx,
+            _gate: gate,
+            written: self.written.clone(),
+        })
     }
 
     /// On SQLite, the turn to write, among this process's busiest writers (the message

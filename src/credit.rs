@@ -106,6 +106,11 @@ impl CreditSettings {
         NaiveTime::parse_from_str(at.trim(), "%H:%M").ok()
     }
 
+    /// Whether `amount` is under the threshold (never, without either).
+    pub fn is_low(&self, amount: Option<Decimal>) -> bool {
+        matches!((amount, self.threshold()), (Some(a), Some(t)) if a < t)
+    }
+
     /// The threshold, if it has a valid one.
     pub fn threshold(&self) -> Option<Decimal> {
         Decimal::from_str(self.low_threshold.as_deref()?.trim()).ok()
@@ -351,7 +356,7 @@ impl Credit {
             .amount
             .as_deref()
             .and_then(|a| Decimal::from_str(a).ok());
-        let low = matches!((amount, threshold), (Some(a), Some(t)) if a < t);
+        let low = settings.is_low(amount);
         let paused = if settings.pause_when_low && amount.is_some() {
             low
         } else {
@@ -403,8 +408,7 @@ impl Credit {
         let amount = last
             .and_then(|r| r.check.amount)
             .and_then(|a| Decimal::from_str(&a).ok());
-        let paused = settings.pause_when_low
-            && matches!((amount, settings.threshold()), (Some(a), Some(t)) if a < t);
+        let paused = settings.pause_when_low && settings.is_low(amount);
         self.fleet.set_paused(modem_id, paused)?;
         Ok(paused)
     }

@@ -428,7 +428,8 @@ async fn mails_queued_before_a_kill_go_once_after_the_restart() {
         &base,
         &token,
         "/v1/notifications/rules",
-        json!({"name": "respuestas", "events": ["sms.received"], "recipients": ["cobranzas@coop.bo"]}),
+        json!({"name": "respuestas", "events": ["sms.received"],
+               "recipients": ["cobranzas@coop.bo"]}),
     )
     .await;
     admin_post(

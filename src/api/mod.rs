@@ -11,6 +11,7 @@ mod inbox;
 pub mod json;
 mod loads;
 mod logs;
+mod mails;
 mod messages;
 mod modems;
 mod notifications;
@@ -93,6 +94,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(suppressions::configure)
         .configure(notifications::configure)
+        .configure(mails::configure)
         .configure(health::configure)
         .route("/", web::get().to(root))
         .route("/openapi.json", web::get().to(openapi_json))

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_keys, auth, credit, error, events, health, inbox, loads, logs, messages, modems,
+    api_keys, auth, credit, error, events, health, inbox, loads, logs, mails, messages, modems,
     notifications, sending, suppressions, templates, users, webhooks,
 };
 use crate::domain;
@@ -44,9 +44,8 @@ scope, the module the caller needs: `operators`, `reports`, `dashboard` or `admi
         suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
         suppressions::get_keywords, suppressions::put_keywords,
         notifications::get_email, notifications::put_email, notifications::test_email,
-        notifications::list_rules, notifications::create_rule, notifications::get_rule,
-        notifications::update_rule, notifications::delete_rule, notifications::list_mails,
-        notifications::get_mail, notifications::retry_mail,
+        mails::list_rules, mails::create_rule, mails::get_rule, mails::update_rule,
+        mails::delete_rule, mails::list_mails, mails::get_mail, mails::retry_mail,
         health::health, health::metrics,
     ),
     components(

@@ -225,7 +225,8 @@ pub fn day_bounds(day: NaiveDate, tz: Tz) -> (i64, i64) {
     (start(day), start(day.succ_opt().unwrap_or(day)))
 }
 
-fn local(ms: i64, tz: Tz) -> String {
+/// A time as people read it in reports and mails: `dd/mm/yyyy HH:MM` in `tz`.
+pub(crate) fn local(ms: i64, tz: Tz) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.with_timezone(&tz).format("%d/%m/%Y %H:%M").to_string())
         .unwrap_or_default()

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::domain::Language;
-use crate::loads::report;
+use crate::loads::report::{self, local};
 use crate::store::{EventRecord, Store, StoreError};
 
 /// A mail's content before it is written out.
@@ -95,12 +95,6 @@ fn escape(text: &str) -> String {
         }
     }
     out
-}
-
-fn local(ms: i64, tz: Tz) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&tz).format("%d/%m/%Y %H:%M:%S").to_string())
-        .unwrap_or_default()
 }
 
 fn str_of<'a>(data: &'a Value, key: &str) -> &'a str {

@@ -59,11 +59,6 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     hex
 }
 
-/// The body a delivery posts.
-pub fn body(delivery: &DueDelivery) -> String {
-    super::event_json(&delivery.event)
-}
-
 /// Starts the fan-out, the recorder and the supervisor of the webhooks' tasks; `node` names this
 /// node in its claims.
 pub fn spawn(store: Store, retry_ms: u64, node: String) -> tokio::task::JoinHandle<()> {
@@ -345,7 +340,7 @@ async fn attempt(
     retry_ms: i64,
     node: &str,
 ) -> (Attempted, bool) {
-    let body = body(delivery);
+    let body = super::event_json(&delivery.event);
     let at = now_ms();
     let timestamp = at / 1000;
     let started = Instant::now();

@@ -740,8 +740,8 @@ impl Store {
              ORDER BY id LIMIT {batch})",
             "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
              WHERE status IN ('delivered', 'dead') AND created_at < $1 ORDER BY id LIMIT {batch})",
-            "DELETE FROM mails WHERE id IN (SELECT id FROM mails WHERE status IN ('sent', 'failed') \
-             AND created_at < $1 ORDER BY id LIMIT {batch})",
+            "DELETE FROM mails WHERE id IN (SELECT id FROM mails \
+             WHERE status IN ('sent', 'failed') AND created_at < $1 ORDER BY id LIMIT {batch})",
             "DELETE FROM events WHERE seq IN (SELECT seq FROM events e WHERE e.at < $1 \
              AND e.fanned = 1 AND e.mailed = 1 \
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq) \

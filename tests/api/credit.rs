@@ -49,7 +49,8 @@ async fn a_balance_asked_now_is_read_kept_shown_and_mailed() {
         .post(
             "/v1/notifications/rules",
             &app.admin_token,
-            json!({"name": "saldo", "events": ["balance.checked"], "recipients": ["admin@coop.bo"]}),
+            json!({"name": "saldo", "events": ["balance.checked"],
+                   "recipients": ["admin@coop.bo"]}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -189,7 +190,10 @@ async fn bad_balance_settings_and_presets_are_refused_naming_the_field() {
         .put(
             "/v1/credit/presets",
             &app.admin_token,
-            json!({"presets": [{"operator": "Tigo", "code": "*#"}, {"operator": "", "code": "*1#"}]}),
+            json!({"presets": [
+                {"operator": "Tigo", "code": "*#"},
+                {"operator": "", "code": "*1#"},
+            ]}),
         )
         .await;
     assert_problem(
